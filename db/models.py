@@ -1,0 +1,276 @@
+"""Sieve's tables.
+
+The shape follows what later work needs without rewrites:
+
+* ``jobs`` hold what was submitted; ``items`` are its distinct input files
+  (one row per content hash within a job) and ``item_sources`` every path that
+  pointed at that content, so an exact duplicate is processed once and reported
+  under each of its paths.
+* ``runs`` are first-class: a job can be run again (failed items only, a new
+  prompt, a new model) and both runs stay. Per-run item state lives in
+  ``item_runs``; ``results`` are keyed by ``(run_id, item_id)`` and carry their
+  full provenance.
+* ``segments`` are what extraction read from an item (pages, frames, audio
+  chunks); they belong to the item, so a re-run with a new prompt reuses them.
+* ``audit_events`` is append-only and hash-chained per job (see ``db.audit``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base, utcnow
+
+
+class ItemState(str, enum.Enum):
+    """Where one item stands in one run."""
+
+    pending = "pending"  # recorded, not yet handed to the broker
+    queued = "queued"  # a task message was published for it
+    running = "running"  # a worker holds its lease
+    done = "done"  # a result is stored
+    failed = "failed"  # stopped by an error; error_code says which
+    unsupported = "unsupported"  # no extractor or model capability for it
+    cancelled = "cancelled"  # the run was cancelled before it finished
+
+    @property
+    def is_final(self) -> bool:
+        """True once nothing more will happen to the item in this run."""
+        return self in FINAL_ITEM_STATES
+
+
+FINAL_ITEM_STATES = frozenset(
+    {ItemState.done, ItemState.failed, ItemState.unsupported, ItemState.cancelled}
+)
+
+
+class RunState(str, enum.Enum):
+    """Where a run stands as a whole."""
+
+    pending = "pending"  # created, no item started
+    running = "running"  # some items are not final yet
+    completed = "completed"  # every item is final (some may have failed)
+    cancelled = "cancelled"  # stopped by a user
+
+
+def _enum_column(enum_cls: type[enum.Enum]) -> Enum:
+    # Stored as text with a CHECK constraint: portable to SQLite and easy to
+    # extend with a migration (a native Postgres enum is not).
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        name=f"{enum_cls.__name__.lower()}",
+        validate_strings=True,
+    )
+
+
+class Job(Base):
+    """A set of input files submitted together under one name."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    submitted_by: Mapped[str] = mapped_column(String(200))  # OS user (later: API user)
+    submitted_host: Mapped[str] = mapped_column(String(255))
+    input_roots: Mapped[list[Any]] = mapped_column()  # the paths the user named
+    file_count: Mapped[int] = mapped_column(Integer, default=0)  # paths, duplicates included
+    item_count: Mapped[int] = mapped_column(Integer, default=0)  # distinct contents
+
+    runs: Mapped[list[Run]] = relationship(back_populates="job", order_by="Run.number")
+    items: Mapped[list[Item]] = relationship(back_populates="job", order_by="Item.id")
+
+
+class Run(Base):
+    """One pass of a task over a job's items, with the model it asked for."""
+
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("job_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1 for the first run of a job
+    parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))  # re-runs
+    state: Mapped[RunState] = mapped_column(_enum_column(RunState), default=RunState.pending)
+    executor: Mapped[str] = mapped_column(String(32))  # "in_process" or "celery"
+    task_name: Mapped[str] = mapped_column(String(64))
+    task_version: Mapped[str] = mapped_column(String(32))
+    task_options: Mapped[dict[str, Any]] = mapped_column()  # labels, schema, free prompt
+    prompt_hash: Mapped[str] = mapped_column(String(64))  # template + schema
+    model_name: Mapped[str] = mapped_column(String(300))
+    model_path: Mapped[str] = mapped_column(Text)
+    model_settings: Mapped[dict[str, Any]] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+
+    job: Mapped[Job] = relationship(back_populates="runs")
+
+
+class Item(Base):
+    """One distinct input file (by SHA-256) of a job."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("job_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"), index=True)
+    path: Mapped[str] = mapped_column(Text)  # first path seen; all are in item_sources
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    media_type: Mapped[str] = mapped_column(String(127))
+    stored_path: Mapped[str] = mapped_column(Text)  # relative to the objects directory
+    extractor: Mapped[str | None] = mapped_column(String(64))  # "name/version", once extracted
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    doc_metadata: Mapped[dict[str, Any] | None] = mapped_column()  # title, author, dates…
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="items")
+    sources: Mapped[list[ItemSource]] = relationship(
+        back_populates="item", order_by="ItemSource.id"
+    )
+    segments: Mapped[list[Segment]] = relationship(
+        back_populates="item", order_by="(Segment.kind, Segment.index)"
+    )
+
+
+class ItemSource(Base):
+    """A path the user submitted, pointing at an item's content."""
+
+    __tablename__ = "item_sources"
+    __table_args__ = (UniqueConstraint("job_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+
+    item: Mapped[Item] = relationship(back_populates="sources")
+
+
+class ItemRun(Base):
+    """The state of one item in one run, with the lease of the worker on it."""
+
+    __tablename__ = "item_runs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "item_id"),
+        Index("ix_item_runs_run_id_state", "run_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"), index=True)
+    state: Mapped[ItemState] = mapped_column(_enum_column(ItemState), default=ItemState.pending)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_detail: Mapped[str | None] = mapped_column(Text)  # traceback of internal errors
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(255))  # host:pid of the worker
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column()
+    queued_at: Mapped[dt.datetime | None] = mapped_column()
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    item: Mapped[Item] = relationship()
+    run: Mapped[Run] = relationship()
+
+
+class Segment(Base):
+    """One page, image, frame or audio chunk read from an item."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("item_id", "kind", "index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(16))  # worker.extractors.base.SegmentKind
+    index: Mapped[int] = mapped_column(Integer)  # 0-based within (item, kind)
+    label: Mapped[str] = mapped_column(String(64))  # what results cite: "page 3"
+    text: Mapped[str] = mapped_column(Text, default="")
+    artifact_path: Mapped[str | None] = mapped_column(Text)  # relative to artifacts dir
+    start_seconds: Mapped[float | None] = mapped_column(Float)
+    end_seconds: Mapped[float | None] = mapped_column(Float)
+    needs_ocr: Mapped[bool] = mapped_column(Boolean, default=False)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    item: Mapped[Item] = relationship(back_populates="segments")
+
+
+class Result(Base):
+    """What the model produced for one item in one run, and how."""
+
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("run_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"), index=True)
+    output: Mapped[dict[str, Any]] = mapped_column()  # the task's JSON, schema-valid
+    citations: Mapped[list[Any]] = mapped_column()  # segment labels the output rests on
+    partials: Mapped[list[Any]] = mapped_column()  # map step outputs, each with its pages
+    # provenance
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(300))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    task_name: Mapped[str] = mapped_column(String(64))
+    task_version: Mapped[str] = mapped_column(String(32))
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    sampling: Mapped[dict[str, Any]] = mapped_column()  # temperature, top_p, max tokens, n_ctx
+    seed: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    model_calls: Mapped[int] = mapped_column(Integer)
+    timings: Mapped[dict[str, Any]] = mapped_column()  # seconds per stage
+    extractor: Mapped[str] = mapped_column(String(64))
+    produced_by: Mapped[str] = mapped_column(String(255))  # worker host:pid
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """One append-only, hash-chained record of something that happened.
+
+    ``chain`` names the sequence this event extends ("job:12", or "global");
+    ``seq`` numbers it within the chain, and the unique constraint on both means
+    two writers can never fork a chain. ``event_hash`` covers every field and
+    ``prev_hash``, so changing any stored event breaks verification.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("chain", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[dt.datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(255))  # os user, or worker host:pid
+    action: Mapped[str] = mapped_column(String(64))  # "item.state", "result.stored", …
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
+    item_sha256: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column()
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    event_hash: Mapped[str] = mapped_column(String(64), unique=True)

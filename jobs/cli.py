@@ -1,0 +1,441 @@
+"""The ``sieve`` command line.
+
+Exit codes (other tools rely on them): 0 success; 1 the run completed but some
+items failed or were unsupported; 2 a usage error, or the run could not start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import migrate
+from db.models import Job, Run
+from db.session import make_engine, make_session_factory
+from jobs import results as results_module
+from jobs import status as status_module
+from jobs.settings import Settings, get_settings, reset_settings_cache
+from jobs.submit import Submission, submit, submitter_identity
+from jobs.task_specs import TaskSpec, build_task
+from worker import errors
+
+EXIT_OK = 0
+EXIT_ITEMS_FAILED = 1
+EXIT_USAGE = 2
+
+logger = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+
+class SieveCommandError(click.ClickException):
+    """A problem the user can fix; printed without a traceback, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic validation of SIEVE_* variables
+        raise SieveCommandError(f"invalid configuration: {exc}") from exc
+
+
+def _open_database(settings: Settings, *, auto_upgrade: bool) -> tuple[Engine, sessionmaker[Session]]:
+    """Engine and sessions for the configured database, checked to be migrated.
+
+    The embedded SQLite default is migrated automatically (a first ``sieve run``
+    needs no set-up); a server database must be upgraded explicitly with
+    ``sieve db upgrade``, because that is an operator's decision.
+    """
+    url = settings.resolved_database_url
+    is_embedded = settings.database_url is None
+    try:
+        if auto_upgrade and is_embedded:
+            migrate.upgrade(url)
+        elif not migrate.is_up_to_date(url):
+            raise SieveCommandError(
+                "the database schema is not up to date: run `sieve db upgrade` first"
+            )
+        engine = make_engine(url)
+    except SieveCommandError:
+        raise
+    except Exception as exc:
+        raise SieveCommandError(f"cannot open the database {_safe_url(url)}: {exc}") from exc
+    return engine, make_session_factory(engine)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _task_from_options(
+    settings: Settings, task: str, labels: str | None, schema: Path | None, prompt: str | None
+) -> TaskSpec:
+    options: dict[str, Any] = {}
+    if labels:
+        options["labels"] = [label.strip() for label in labels.split(",") if label.strip()]
+    if schema is not None:
+        try:
+            options["schema"] = json.loads(schema.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SieveCommandError(f"cannot read --schema {schema}: {exc}") from exc
+    if prompt:
+        options["prompt"] = prompt
+    if prompt and task != "prompt":
+        raise SieveCommandError("--prompt goes with --task prompt")
+    try:
+        return build_task(task, options, settings.model.max_text_chars)
+    except errors.ConfigurationError as exc:
+        raise SieveCommandError(exc.message) from exc
+
+
+def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that choose and parameterise a task."""
+    decorators = [
+        click.option("--task", "task", default="summarize", show_default=True,
+                     help="summarize, classify, extract or prompt"),
+        click.option("--labels", help="classify: comma-separated labels"),
+        click.option("--schema", type=click.Path(path_type=Path, dir_okay=False),
+                     help="extract: a JSON schema file for the fields to extract"),
+        click.option("--prompt", help="prompt: the free-text instruction"),
+        click.option("--name", help="a name for the job (default: the paths)"),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Data directory (env SIEVE_DATA_DIR).")
+@click.option("--database-url", help="Database URL (env SIEVE_DATABASE_URL).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def cli(data_dir: Path | None, database_url: str | None, verbose: int) -> None:
+    """Sieve: batch document processing with a local model. Nothing leaves this machine."""
+    # Options become environment variables so that worker child processes,
+    # which read settings themselves, see the same configuration.
+    if data_dir is not None:
+        os.environ["SIEVE_DATA_DIR"] = str(data_dir.resolve())
+    if database_url is not None:
+        os.environ["SIEVE_DATABASE_URL"] = database_url
+    reset_settings_cache()
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- run and submit -----------------------------------------------------------
+
+
+def _ingest_with_progress(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    paths: tuple[Path, ...],
+    task: TaskSpec,
+    name: str | None,
+    executor: str,
+) -> Submission:
+    with Progress(
+        TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.completed} files"),
+        TextColumn("{task.description}"), console=console, transient=True,
+    ) as progress:
+        ingest_task = progress.add_task("", total=None)
+
+        def advance(path: Path) -> None:
+            progress.update(ingest_task, advance=1, description=path.name[:40])
+
+        try:
+            return submit(session_factory, settings, paths=list(paths), task=task, name=name,
+                          executor=executor, progress=advance)
+        except errors.SieveError as exc:
+            raise SieveCommandError(exc.message) from exc
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@task_options
+@click.option("--format", "output_format", type=click.Choice(["table", "jsonl", "csv"]),
+              default="table", show_default=True, help="How to print the results.")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write results to this file instead of standard output.")
+def run(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | None,
+        prompt: str | None, name: str | None, output_format: str, output: Path | None) -> None:
+    """Process files and folders here, in this process, and print the results."""
+    from jobs.embedded import build_in_process_context, run_item_runs
+
+    settings = _settings()
+    task_spec = _task_from_options(settings, task, labels, schema, prompt)
+    engine, session_factory = _open_database(settings, auto_upgrade=True)
+    submission = _ingest_with_progress(settings, session_factory, paths, task_spec, name,
+                                       "in_process")
+    console.print(
+        f"job [bold]{submission.job_id}[/]: {submission.file_count} files, "
+        f"{submission.item_count} distinct ({len(submission.duplicate_paths)} duplicates)"
+    )
+    with console.status("loading the model…"):
+        try:
+            context = build_in_process_context(settings, session_factory)
+        except errors.SieveError as exc:
+            raise SieveCommandError(exc.message) from exc
+    console.print(f"model: {context.model.info.name} ({context.model.info.sha256[:12]}…)")
+    with Progress(
+        TextColumn("[bold]{task.fields[task_name]}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
+    ) as progress:
+        bar = progress.add_task("", total=submission.item_count, task_name=task_spec.name)
+        run_item_runs(context, submission.item_run_ids,
+                      on_outcome=lambda outcome: progress.advance(bar))
+    exit_code = _print_results(session_factory, submission.job_id, None, output_format, output)
+    engine.dispose()
+    sys.exit(exit_code)
+
+
+@cli.command(name="submit")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@task_options
+def submit_command(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | None,
+                   prompt: str | None, name: str | None) -> None:
+    """Queue files and folders for the workers; print the job id."""
+    from jobs.dispatch import publish_item_runs
+
+    settings = _settings()
+    task_spec = _task_from_options(settings, task, labels, schema, prompt)
+    engine, session_factory = _open_database(settings, auto_upgrade=True)
+    submission = _ingest_with_progress(settings, session_factory, paths, task_spec, name, "celery")
+    try:
+        publish_item_runs(settings, session_factory, submission.item_run_ids,
+                          submitter_identity())
+    except Exception as exc:  # broker down: the job is recorded, items stay pending
+        raise SieveCommandError(
+            f"job {submission.job_id} is recorded but could not be queued "
+            f"({type(exc).__name__}: {exc}); its items stay pending"
+        ) from exc
+    finally:
+        engine.dispose()
+    console.print(
+        f"queued {submission.item_count} items ({submission.file_count} files, "
+        f"{len(submission.duplicate_paths)} duplicates) as job {submission.job_id}"
+    )
+    click.echo(submission.job_id)
+
+
+# --- status and results -------------------------------------------------------
+
+
+def _status_renderable(status: status_module.RunStatus) -> Group:
+    progress = Progress(TextColumn(f"job {status.job_id} run {status.run_number}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn(status.run_state))
+    progress.add_task("", total=status.item_count, completed=status.finished_count)
+    counts = Table.grid(padding=(0, 2))
+    counts.add_row(*[f"{state}: {count}" for state, count in status.counts.items()])
+    parts: list[Any] = [
+        f"[bold]{status.job_name}[/] — task {status.task_name}, model {status.model_name}, "
+        f"{status.file_count} files / {status.item_count} items",
+        progress, counts,
+    ]
+    if status.failures_by_code:
+        failures = Table("error code", "items", title="failures by code", title_justify="left")
+        for code, count in status.failures_by_code.items():
+            failures.add_row(code, str(count))
+        parts.append(failures)
+    return Group(*parts)
+
+
+@cli.command()
+@click.argument("job_id", required=False, type=int)
+@click.option("--run", "run_number", type=int, help="Run number (default: the latest).")
+@click.option("--watch", is_flag=True, help="Refresh until every item is finished.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
+def status(job_id: int | None, run_number: int | None, watch: bool, interval: float) -> None:
+    """Show a job's progress: counts by state and failures grouped by code."""
+    settings = _settings()
+    engine, session_factory = _open_database(settings, auto_upgrade=False)
+
+    def read() -> status_module.RunStatus:
+        with session_factory() as session:
+            try:
+                resolved = status_module.resolve_job_id(session, job_id)
+                return status_module.run_status(session, resolved, run_number)
+            except errors.ConfigurationError as exc:
+                raise SieveCommandError(exc.message) from exc
+
+    current = read()
+    out = Console()
+    if watch:
+        with Live(_status_renderable(current), console=out, refresh_per_second=4) as live:
+            while not current.is_finished:
+                time.sleep(interval)
+                current = read()
+                live.update(_status_renderable(current))
+    else:
+        out.print(_status_renderable(current))
+    engine.dispose()
+    if current.is_finished:
+        sys.exit(EXIT_ITEMS_FAILED if current.problem_count else EXIT_OK)
+
+
+def _print_results(session_factory: sessionmaker[Session], job_id: int | None,
+                   run_number: int | None, output_format: str, output: Path | None) -> int:
+    with session_factory() as session:
+        try:
+            resolved = status_module.resolve_job_id(session, job_id)
+            run_row = status_module.resolve_run(session, resolved, run_number)
+            run_status = status_module.run_status(session, resolved, run_row.number)
+        except errors.ConfigurationError as exc:
+            raise SieveCommandError(exc.message) from exc
+        rows = results_module.result_rows(session, run_row)
+        if output is not None:
+            with output.open("w", encoding="utf-8", newline="") as handle:
+                count = _write_rows(rows, output_format, handle)
+            console.print(f"wrote {count} rows to {output}")
+        else:
+            _write_rows(rows, output_format, sys.stdout)
+    if output_format == "table" or output is not None:
+        console.print(_status_renderable(run_status))
+    if not run_status.is_finished:
+        return EXIT_OK
+    return EXIT_ITEMS_FAILED if run_status.problem_count else EXIT_OK
+
+
+def _write_rows(rows: Iterator[dict[str, Any]], output_format: str, out: TextIO) -> int:
+    if output_format == "jsonl":
+        return results_module.write_jsonl(rows, out)
+    if output_format == "csv":
+        return results_module.write_csv(rows, out)
+    table = Table("path", "state", "result or error", show_lines=False)
+    count = 0
+    for row in rows:
+        if row["state"] == "done":
+            detail = results_module.result_preview(row["result"])
+        else:
+            detail = f"[red]{row['error_code'] or ''}[/] {row['error_message'] or ''}".strip()
+        path = Path(row["path"])
+        shown = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+        if row["duplicate"]:
+            shown += " [dim](duplicate)[/]"
+        table.add_row(shown, row["state"], detail)
+        count += 1
+    Console(file=out, width=max(120, Console().width)).print(table)
+    return count
+
+
+@cli.command()
+@click.argument("job_id", required=False, type=int)
+@click.option("--run", "run_number", type=int, help="Run number (default: the latest).")
+@click.option("--format", "output_format", type=click.Choice(["jsonl", "csv", "table"]),
+              default="jsonl", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to this file instead of standard output.")
+def results(job_id: int | None, run_number: int | None, output_format: str,
+            output: Path | None) -> None:
+    """Print or write a job's results (default: the most recent job)."""
+    settings = _settings()
+    engine, session_factory = _open_database(settings, auto_upgrade=False)
+    _print_results(session_factory, job_id, run_number, output_format, output)
+    engine.dispose()
+
+
+@cli.command(name="jobs")
+@click.option("--limit", default=20, show_default=True)
+def list_jobs(limit: int) -> None:
+    """List recent jobs."""
+    settings = _settings()
+    engine, session_factory = _open_database(settings, auto_upgrade=False)
+    table = Table("job", "name", "created (UTC)", "by", "files", "items", "runs")
+    with session_factory() as session:
+        for job in session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)):
+            runs = session.scalars(select(Run).where(Run.job_id == job.id)).all()
+            table.add_row(str(job.id), job.name, job.created_at.strftime("%Y-%m-%d %H:%M"),
+                          job.submitted_by, str(job.file_count), str(job.item_count),
+                          ", ".join(f"{r.number}:{r.state.value}" for r in runs))
+    Console().print(table)
+    engine.dispose()
+
+
+# --- worker ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--concurrency", "-c", type=int, help="Worker processes, one model each.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(concurrency: int | None, loglevel: str) -> None:
+    """Run a Celery worker; each process loads the model once at start."""
+    settings = _settings()
+    from worker.celery_app import app
+
+    processes = concurrency or settings.worker.concurrency
+    app.worker_main([
+        "worker", "--pool", "prefork", "--concurrency", str(processes),
+        "--queues", settings.worker.queue, "--loglevel", loglevel,
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--hostname", f"sieve@{os.uname().nodename}",
+    ])
+
+
+# --- database -----------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+@db.command(name="upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Upgrade the schema (default: to the newest revision)."""
+    url = _settings().resolved_database_url
+    try:
+        migrate.upgrade(url, revision)
+    except Exception as exc:
+        raise SieveCommandError(f"upgrade of {_safe_url(url)} failed: {exc}") from exc
+    console.print(f"{_safe_url(url)} is at revision {migrate.current_revision(url)}")
+
+
+@db.command(name="downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Downgrade the schema to REVISION (e.g. -1, or base)."""
+    url = _settings().resolved_database_url
+    migrate.downgrade(url, revision)
+    console.print(f"{_safe_url(url)} is at revision {migrate.current_revision(url)}")
+
+
+@db.command(name="current")
+def db_current() -> None:
+    """Print the schema revision of the database."""
+    url = _settings().resolved_database_url
+    click.echo(migrate.current_revision(url) or "empty")
+
+
+def _attach_optional_groups() -> None:
+    from jobs.models_cli import models
+
+    cli.add_command(models)
+
+
+_attach_optional_groups()
+
+
+def main() -> None:
+    """Console-script entry point: map Sieve's own errors to exit code 2."""
+    try:
+        cli(standalone_mode=True)
+    except errors.SieveError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        sys.exit(EXIT_USAGE)

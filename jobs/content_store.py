@@ -1,0 +1,68 @@
+"""A content-addressed store of original files: ``objects/ab/cdef…``.
+
+Originals are copied in while being hashed (one read), so what Sieve processes
+is exactly what was hashed at ingest, even if the user's copy changes or goes
+away later. SHA-256 names the object; MD5 is computed in the same pass because
+eDiscovery load files still expect it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An original as stored: its hashes, size and path inside the store."""
+
+    sha256: str
+    md5: str
+    size_bytes: int
+    relative_path: str  # "ab/cdef…", relative to the objects directory
+
+
+def object_relative_path(sha256: str) -> str:
+    """Where an object with this hash lives, relative to the store root."""
+    return f"{sha256[:2]}/{sha256[2:]}"
+
+
+def store_file(source: Path, objects_dir: Path) -> StoredObject:
+    """Copy ``source`` into the store while hashing it; return what was stored.
+
+    Writing goes to a temporary file that is renamed into place, so a crash
+    never leaves a partial object under a valid name. An object already present
+    is kept (same hash, same bytes) and the new copy discarded.
+    """
+    staging_dir = objects_dir / "tmp"
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    sha256 = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
+    size_bytes = 0
+    handle, staging_name = tempfile.mkstemp(dir=staging_dir)
+    staging_path = Path(staging_name)
+    try:
+        with os.fdopen(handle, "wb") as staging, source.open("rb") as original:
+            for block in iter(lambda: original.read(CHUNK_BYTES), b""):
+                sha256.update(block)
+                md5.update(block)
+                staging.write(block)
+                size_bytes += len(block)
+        digest = sha256.hexdigest()
+        relative_path = object_relative_path(digest)
+        final_path = objects_dir / relative_path
+        if final_path.exists():
+            staging_path.unlink()
+        else:
+            final_path.parent.mkdir(parents=True, exist_ok=True)
+            staging_path.chmod(0o440)
+            os.replace(staging_path, final_path)
+    except BaseException:
+        staging_path.unlink(missing_ok=True)
+        raise
+    return StoredObject(digest, md5.hexdigest(), size_bytes, relative_path)

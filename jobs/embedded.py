@@ -1,0 +1,54 @@
+"""In-process execution: the same pipeline as a worker, without any server.
+
+``sieve run`` uses this on the embedded default (SQLite in the data directory),
+so a laptop needs no Postgres, Redis or Celery to process a folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobs.pipeline import ItemOutcome, PipelineContext, process_item_run
+from jobs.settings import Settings
+from worker.model import load_process_model
+
+OutcomeCallback = Callable[[ItemOutcome], None]
+
+
+def in_process_identity() -> str:
+    """``sieve-run@host:pid``: who processed items in embedded mode."""
+    return f"sieve-run@{socket.gethostname()}:{os.getpid()}"
+
+
+def build_in_process_context(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> PipelineContext:
+    """Load the model (once per process) and bind it to the database."""
+    model = load_process_model(settings.model, settings.data_dir / "model-hashes.json")
+    return PipelineContext(
+        settings=settings,
+        session_factory=session_factory,
+        model=model,
+        worker_id=in_process_identity(),
+    )
+
+
+def run_item_runs(
+    context: PipelineContext,
+    item_run_ids: Sequence[int],
+    on_outcome: OutcomeCallback | None = None,
+) -> list[ItemOutcome]:
+    """Process item runs one after another; transient failures get their retries here."""
+    outcomes: list[ItemOutcome] = []
+    for item_run_id in item_run_ids:
+        outcome = process_item_run(context, item_run_id)
+        while outcome.retry:
+            outcome = process_item_run(context, item_run_id)
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return outcomes

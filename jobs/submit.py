@@ -1,0 +1,261 @@
+"""Submitting files: walk, hash into the content store, record job, run and items.
+
+Everything a later step needs is in the database when this returns: the broker
+only ever carries item-run ids, so a lost message can be re-driven from here.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import audit
+from db.models import Item, ItemRun, ItemSource, ItemState, Job, Run, RunState
+from db.session import transaction
+from jobs import content_store
+from jobs.pipeline import EMPTY_MEDIA_TYPE
+from jobs.settings import Settings
+from jobs.task_specs import TaskSpec
+from worker import errors, media_types
+from worker.model import configured_model
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Path], None]
+
+
+@dataclass(frozen=True)
+class IngestedFile:
+    """One submitted path and the stored object it points at."""
+
+    path: Path
+    stored: content_store.StoredObject
+    media_type: str
+
+
+@dataclass
+class Submission:
+    """What a submission recorded."""
+
+    job_id: int
+    run_id: int
+    item_run_ids: list[int]
+    file_count: int
+    item_count: int
+    duplicate_paths: list[str] = field(default_factory=list)
+
+
+def submitter_identity() -> str:
+    """Who is submitting: the OS user (an API user, later)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"uid:{os.getuid()}"
+
+
+def walk_inputs(paths: Sequence[Path]) -> Iterator[Path]:
+    """Every regular file under ``paths``, in a stable order.
+
+    Directories are walked recursively without following directory symlinks
+    (a link loop must not hang a submission); file symlinks are followed.
+    """
+    for root in paths:
+        if root.is_file():
+            yield root.resolve()
+        elif root.is_dir():
+            for directory, subdirs, files in os.walk(root, followlinks=False):
+                subdirs.sort()
+                for name in sorted(files):
+                    candidate = Path(directory) / name
+                    if candidate.is_file():
+                        yield candidate.resolve()
+        else:
+            raise errors.ConfigurationError(f"no such file or directory: {root}")
+
+
+def ingest_files(
+    paths: Sequence[Path], settings: Settings, progress: ProgressCallback | None = None
+) -> list[IngestedFile]:
+    """Copy every input into the content store, hashing as it goes."""
+    ingested: list[IngestedFile] = []
+    seen: set[Path] = set()
+    for path in walk_inputs(paths):
+        if path in seen:
+            continue
+        seen.add(path)
+        stored = content_store.store_file(path, settings.objects_dir)
+        object_path = settings.objects_dir / stored.relative_path
+        try:
+            media_type = media_types.detect_media_type(object_path)
+        except errors.EmptyFileError:
+            media_type = EMPTY_MEDIA_TYPE
+        ingested.append(IngestedFile(path, stored, media_type))
+        if progress is not None:
+            progress(path)
+    return ingested
+
+
+def record_submission(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    name: str,
+    roots: Sequence[Path],
+    files: Sequence[IngestedFile],
+    task: TaskSpec,
+    executor: str,
+) -> Submission:
+    """Record job, first run, items, sources and item runs in one transaction."""
+    user = submitter_identity()
+    host = socket.gethostname()
+    model_name, model_reference = configured_model(settings.model)
+    with transaction(session_factory) as session:
+        job = Job(
+            name=name,
+            submitted_by=user,
+            submitted_host=host,
+            input_roots=[str(root.resolve()) for root in roots],
+            file_count=len(files),
+        )
+        session.add(job)
+        session.flush()
+        run = Run(
+            job_id=job.id,
+            number=1,
+            state=RunState.pending,
+            executor=executor,
+            task_name=task.name,
+            task_version=task.version,
+            task_options=task.options,
+            prompt_hash=task.prompt_hash,
+            model_name=model_name,
+            model_path=model_reference,
+            model_settings=settings.model.model_dump(mode="json"),
+            created_by=user,
+        )
+        session.add(run)
+        items_by_hash: dict[str, Item] = {}
+        sources: list[tuple[Item, IngestedFile]] = []
+        for ingested in files:
+            item = items_by_hash.get(ingested.stored.sha256)
+            if item is None:
+                item = Item(
+                    job_id=job.id,
+                    path=str(ingested.path),
+                    size_bytes=ingested.stored.size_bytes,
+                    sha256=ingested.stored.sha256,
+                    md5=ingested.stored.md5,
+                    media_type=ingested.media_type,
+                    stored_path=ingested.stored.relative_path,
+                )
+                items_by_hash[ingested.stored.sha256] = item
+            sources.append((item, ingested))
+        session.add_all(items_by_hash.values())
+        session.flush()
+        session.add_all(
+            ItemSource(job_id=job.id, item_id=item.id, path=str(ingested.path))
+            for item, ingested in sources
+        )
+        item_runs = [
+            ItemRun(run_id=run.id, item_id=item.id, state=ItemState.pending)
+            for item in items_by_hash.values()
+        ]
+        session.add_all(item_runs)
+        job.item_count = len(items_by_hash)
+        session.flush()
+        audit.append_events(session, _submission_events(job, run, sources, user, host, task))
+        duplicate_paths = [
+            str(ingested.path) for item, ingested in sources if item.path != str(ingested.path)
+        ]
+        return Submission(
+            job_id=job.id,
+            run_id=run.id,
+            item_run_ids=[item_run.id for item_run in item_runs],
+            file_count=len(files),
+            item_count=len(items_by_hash),
+            duplicate_paths=duplicate_paths,
+        )
+
+
+def _submission_events(
+    job: Job,
+    run: Run,
+    sources: Sequence[tuple[Item, IngestedFile]],
+    user: str,
+    host: str,
+    task: TaskSpec,
+) -> list[audit.EventDraft]:
+    drafts = [
+        audit.EventDraft(
+            "job.created",
+            user,
+            job.id,
+            details={"name": job.name, "host": host, "roots": job.input_roots},
+        ),
+        audit.EventDraft(
+            "run.created",
+            user,
+            job.id,
+            run.id,
+            details={
+                "number": run.number,
+                "task": task.name,
+                "task_version": task.version,
+                "prompt_hash": task.prompt_hash,
+                "model": run.model_name,
+                "executor": run.executor,
+            },
+        ),
+    ]
+    for item, ingested in sources:
+        drafts.append(
+            audit.EventDraft(
+                "item.ingested",
+                user,
+                job.id,
+                run.id,
+                item.id,
+                item.sha256,
+                {
+                    "path": str(ingested.path),
+                    "md5": item.md5,
+                    "size_bytes": item.size_bytes,
+                    "media_type": item.media_type,
+                    "duplicate": item.path != str(ingested.path),
+                },
+            )
+        )
+    return drafts
+
+
+def submit(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    paths: Sequence[Path],
+    task: TaskSpec,
+    name: str | None,
+    executor: str,
+    progress: ProgressCallback | None = None,
+) -> Submission:
+    """Ingest ``paths`` and record a job with its first run (nothing is enqueued here)."""
+    files = ingest_files(paths, settings, progress)
+    if not files:
+        raise errors.ConfigurationError("no files found under the given paths")
+    job_name = name or ", ".join(str(path) for path in paths)
+    return record_submission(
+        session_factory,
+        settings,
+        name=job_name[:300],
+        roots=paths,
+        files=files,
+        task=task,
+        executor=executor,
+    )

@@ -1,0 +1,191 @@
+"""Analysis tasks: a named, versioned prompt plus the JSON schema of its answer.
+
+The schema does double duty: it becomes the grammar that constrains the model's
+output, and it validates the answer before it is stored. Free-text fields carry
+a ``maxLength`` so the grammar closes the JSON within the token budget even when
+a small model rambles.
+
+Bump a task's ``version`` whenever its instructions or schema change: results
+record the version and the prompt hash, so runs stay comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from worker import errors
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task bound to its options, ready to prompt with."""
+
+    name: str
+    version: str
+    instructions: str  # what the model is asked, before the document
+    reduce_instructions: str  # how partial answers over page windows are combined
+    schema: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt_hash(self) -> str:
+        """SHA-256 of everything that shapes the model's answer."""
+        material = json.dumps(
+            {
+                "name": self.name,
+                "version": self.version,
+                "instructions": self.instructions,
+                "reduce_instructions": self.reduce_instructions,
+                "schema": self.schema,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+    def validate(self, output: dict[str, Any]) -> None:
+        """Raise :class:`worker.errors.ModelOutputInvalidError` unless ``output`` fits."""
+        try:
+            jsonschema.validate(output, self.schema)
+        except jsonschema.ValidationError as exc:
+            raise errors.ModelOutputInvalidError(
+                f"the model's answer does not match the {self.name} schema: {exc.message}"
+            ) from exc
+
+
+def _text(max_chars: int, description: str) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_chars, "description": description}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+_COMMON = (
+    "You review documents for a legal or clinical team. "
+    "Rely only on the document text you are given; do not invent facts. "
+    "Each page of the document is introduced by a line such as '--- page 3 ---'. "
+    "Answer with JSON only."
+)
+
+
+def _summarize(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
+    return TaskSpec(
+        name="summarize",
+        version="1",
+        instructions=f"{_COMMON} Summarise the document: what it is, who is involved, "
+        "the key facts, dates and amounts.",
+        reduce_instructions=f"{_COMMON} You are given summaries of consecutive parts of one "
+        "document, each headed by the pages it covers. Write one summary of the whole document.",
+        schema=_object(
+            {
+                "summary": _text(max_text_chars, "a summary of the document"),
+                "key_points": {
+                    "type": "array",
+                    "items": _text(max(40, max_text_chars // 3), "one key fact"),
+                    "minItems": 1,
+                    "maxItems": 3,
+                },
+            }
+        ),
+        options=options,
+    )
+
+
+def _classify(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
+    labels = options.get("labels") or []
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise errors.ConfigurationError("classify needs at least two distinct --labels")
+    label_list = ", ".join(labels)
+    return TaskSpec(
+        name="classify",
+        version="1",
+        instructions=f"{_COMMON} Classify the document as exactly one of: {label_list}. "
+        "Give a short reason citing the page.",
+        reduce_instructions=f"{_COMMON} Parts of one document were classified separately as "
+        f"one of: {label_list}. Decide the label for the whole document and give a reason.",
+        schema=_object(
+            {
+                "label": {"type": "string", "enum": list(labels)},
+                "reason": _text(max_text_chars, "why this label fits, citing pages"),
+            }
+        ),
+        options={"labels": list(labels)},
+    )
+
+
+def _extract(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
+    schema = options.get("schema")
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise errors.ConfigurationError(
+            "extract needs --schema: a JSON schema file whose top level is an object"
+        )
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise errors.ConfigurationError(f"the --schema is not a valid JSON schema: {exc.message}")
+    return TaskSpec(
+        name="extract",
+        version="1",
+        instructions=f"{_COMMON} Extract the fields described by the JSON schema from the "
+        f"document. Schema: {json.dumps(schema, sort_keys=True)}",
+        reduce_instructions=f"{_COMMON} Fields were extracted from consecutive parts of one "
+        "document; merge them into one answer for the whole document.",
+        schema=schema,
+        options={"schema": schema},
+    )
+
+
+def _prompt(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
+    question = (options.get("prompt") or "").strip()
+    if not question:
+        raise errors.ConfigurationError("the prompt task needs --prompt TEXT")
+    return TaskSpec(
+        name="prompt",
+        version="1",
+        instructions=f"{_COMMON} {question}",
+        reduce_instructions=f"{_COMMON} Answers were given for consecutive parts of one "
+        f"document to this request: {question} Combine them into one answer.",
+        schema=_object({"answer": _text(max_text_chars, "the answer")}),
+        options={"prompt": question},
+    )
+
+
+TASK_BUILDERS: dict[str, Callable[[dict[str, Any], int], TaskSpec]] = {
+    "summarize": _summarize,
+    "classify": _classify,
+    "extract": _extract,
+    "prompt": _prompt,
+}
+
+
+def build_task(name: str, options: dict[str, Any], max_text_chars: int) -> TaskSpec:
+    """The task ``name`` bound to ``options``; raises ConfigurationError if either is wrong."""
+    builder = TASK_BUILDERS.get(name)
+    if builder is None:
+        known = ", ".join(sorted(TASK_BUILDERS))
+        raise errors.ConfigurationError(f"unknown task {name!r}; known tasks: {known}")
+    spec = builder(options, max_text_chars)
+    # The bound options carry everything needed to rebuild the same task in a
+    # worker (see task_for_run), so a run's prompt hash can be checked there.
+    return dataclasses.replace(spec, options={**spec.options, "max_text_chars": max_text_chars})
+
+
+def task_for_run(name: str, stored_options: dict[str, Any]) -> TaskSpec:
+    """Rebuild the task a run was created with, from the options it stored."""
+    max_text_chars = stored_options.get("max_text_chars")
+    if not isinstance(max_text_chars, int):
+        raise errors.ConfigurationError("the run's task options lack max_text_chars")
+    return build_task(name, stored_options, max_text_chars)

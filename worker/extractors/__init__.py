@@ -1,0 +1,11 @@
+"""Extractors, one module per media family.
+
+Importing this package registers every extractor: each module below registers
+its class when imported, so adding a format is one module and one line here
+(explicit imports rather than entry points, so what is installed is what you read).
+"""
+
+from worker.extractors import pdf, text  # noqa: F401  (imported to register)
+from worker.extractors.registry import extractor_for, register, registered, supported_media_types
+
+__all__ = ["extractor_for", "register", "registered", "supported_media_types"]

@@ -1,0 +1,83 @@
+"""What every extractor takes and returns.
+
+Extractors are pure: a file path in, typed segments out. They know nothing of
+the database, Celery or the model, so the embedded mode, the worker and (later)
+a sandboxed child process can all call the same code.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from jobs.settings import LimitSettings
+
+
+class SegmentKind(str, enum.Enum):
+    """What part of a source file a segment stands for."""
+
+    page = "page"  # one page of a document; index 0 is page 1
+    image = "image"  # a still image, or one page of a multi-page image
+    frame = "frame"  # a video frame, with its timestamp
+    audio_chunk = "audio_chunk"  # a stretch of audio and its transcript
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One addressable part of a source file, in source order.
+
+    ``index`` is 0-based; ``label`` is what a result cites ("page 3",
+    "00:03:12-00:03:40"). ``artifact_path`` is a derived file (a rendered page,
+    a frame) relative to the artifacts directory, or None.
+    """
+
+    kind: SegmentKind
+    index: int
+    label: str
+    text: str = ""
+    artifact_path: str | None = None
+    start_seconds: float | None = None
+    end_seconds: float | None = None
+    needs_ocr: bool = False
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """Everything an extractor read from one file."""
+
+    extractor: str  # "name/version" of the extractor that produced this
+    media_type: str
+    segments: list[Segment]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Extractor(ABC):
+    """Base class for one media family.
+
+    Subclasses declare which media types they read and how well (``score``;
+    the highest score for a detected type wins), then register themselves with
+    :func:`worker.extractors.registry.register`.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    media_types: ClassVar[frozenset[str]]
+    extensions: ClassVar[frozenset[str]] = frozenset()
+    score: ClassVar[int] = 50
+
+    @abstractmethod
+    def extract(self, source: Path, artifacts_dir: Path, limits: LimitSettings) -> Extraction:
+        """Read ``source``; write any derived files under ``artifacts_dir``.
+
+        Raises a :class:`worker.errors.InputError` subclass when the file is
+        corrupt, encrypted, empty or over a limit.
+        """
+
+    @classmethod
+    def qualified_name(cls) -> str:
+        """``name/version``: recorded with every extraction for provenance."""
+        return f"{cls.name}/{cls.version}"

