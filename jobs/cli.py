@@ -376,6 +376,7 @@ def list_jobs(limit: int) -> None:
 def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker; each process loads the model once at start."""
     settings = _settings()
+    logging.getLogger().setLevel(loglevel.upper())
     from worker.celery_app import app
 
     processes = concurrency or settings.worker.concurrency

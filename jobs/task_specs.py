@@ -136,6 +136,7 @@ def _extract(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise errors.ConfigurationError(f"the --schema is not a valid JSON schema: {exc.message}")
+    schema = _bound_free_text(schema, max_text_chars)
     return TaskSpec(
         name="extract",
         version="1",
@@ -161,6 +162,26 @@ def _prompt(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
         schema=_object({"answer": _text(max_text_chars, "the answer")}),
         options={"prompt": question},
     )
+
+
+def _bound_free_text(schema: Any, max_chars: int) -> Any:
+    """A copy of ``schema`` where every unbounded free-text string gets a maxLength.
+
+    Without a bound, the grammar lets a small model write one string until
+    max_output_tokens cuts the JSON short; enums, consts and formats are
+    already bounded by their own rules.
+    """
+    if isinstance(schema, list):
+        return [_bound_free_text(entry, max_chars) for entry in schema]
+    if not isinstance(schema, dict):
+        return schema
+    bounded = {key: _bound_free_text(value, max_chars) for key, value in schema.items()}
+    is_free_text = bounded.get("type") == "string" and not (
+        {"maxLength", "enum", "const", "format", "pattern"} & bounded.keys()
+    )
+    if is_free_text:
+        bounded["maxLength"] = max_chars
+    return bounded
 
 
 TASK_BUILDERS: dict[str, Callable[[dict[str, Any], int], TaskSpec]] = {

@@ -141,6 +141,7 @@ class NothingToAnalyseError(InputError):
     """The file holds no text or image the model can use."""
 
     code = "no_content"
+    item_state = "unsupported"
 
 
 # --- fetching models (``sieve models pull``, never an item) -----------------

@@ -325,7 +325,7 @@ def test_a_pdf_with_only_an_owner_password_is_read_normally(
     assert "INV-2024-0412" in extraction.segments[0].text
 
 
-def test_a_corrupt_pdf_raises_corrupt_file_error_naming_the_file(
+def test_a_corrupt_pdf_raises_corrupt_file_error_without_the_stored_path(
     tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
 ) -> None:
     source = pdfgen.make_corrupt_pdf(tmp_path / "damaged.pdf")
@@ -334,7 +334,9 @@ def test_a_corrupt_pdf_raises_corrupt_file_error_naming_the_file(
         PdfExtractor().extract(source, artifacts_dir, limits)
 
     assert raised.value.code == "corrupt_file"
-    assert "damaged.pdf" in raised.value.message
+    # The content store's object path means nothing to a user; the item row
+    # carries the path they submitted.
+    assert str(source) not in raised.value.message
     assert "not a readable PDF" in raised.value.message
 
 
@@ -409,6 +411,25 @@ def test_a_page_that_fails_is_recorded_and_the_other_pages_are_kept(
     assert "syntax error in content stream" in broken.attributes["error"]
     assert "error" not in first.attributes
     assert extraction.metadata["page_count"] == 3
+
+
+def test_a_scanned_page_that_cannot_be_rendered_is_recorded_and_the_rest_kept(
+    tmp_path: Path, artifacts_dir: Path, limits: LimitSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = pdfgen.make_mixed_pdf(tmp_path / "mixed.pdf")
+
+    def get_pixmap(page: pymupdf.Page, *args: Any, **kwargs: Any) -> Any:
+        raise pymupdf.mupdf.FzErrorFormat("corrupt image stream")
+
+    monkeypatch.setattr(pymupdf.Page, "get_pixmap", get_pixmap)
+
+    extraction = PdfExtractor().extract(source, artifacts_dir, limits)
+
+    scanned = extraction.segments[2]
+    assert scanned.needs_ocr is True
+    assert scanned.artifact_path is None
+    assert "corrupt image stream" in scanned.attributes["error"]
+    assert "New loading dock schedule" in extraction.segments[0].text
 
 
 def test_when_every_page_fails_the_file_is_corrupt(

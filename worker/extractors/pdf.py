@@ -93,7 +93,7 @@ class PdfExtractor(Extractor):
             ]
             if all("error" in segment.attributes for segment in segments):
                 raise errors.CorruptFileError(
-                    f"none of the {page_count} pages of {source.name} could be read "
+                    f"none of the {page_count} pages of the PDF could be read "
                     f"(page 1: {segments[0].attributes['error']})"
                 )
             metadata = _document_metadata(document)
@@ -117,20 +117,23 @@ def _open_pdf(source: Path) -> pymupdf.Document:
     try:
         return pymupdf.open(source, filetype="pdf")
     except _MUPDF_ERRORS as exc:
-        raise errors.CorruptFileError(f"{source.name} is not a readable PDF: {exc}") from exc
+        # MuPDF's message names the stored object's path; the user knows the file
+        # by its own path, which the item row already carries.
+        reason = str(exc).replace(str(source), "the file")
+        raise errors.CorruptFileError(f"not a readable PDF: {reason}") from exc
 
 
 def _checked_page_count(document: pymupdf.Document, source: Path, limits: LimitSettings) -> int:
     """The page count, once the document is known to be readable and within limits."""
     if document.needs_pass:
-        raise errors.EncryptedFileError(f"{source.name} is encrypted and needs a password to open")
-    with _mupdf_errors_as_corrupt(f"cannot count the pages of {source.name}"):
-        page_count = document.page_count
+        raise errors.EncryptedFileError("the PDF is encrypted and needs a password to open")
+    with _mupdf_errors_as_corrupt("cannot count the pages of the PDF"):
+        page_count = int(document.page_count)
     if page_count == 0:
-        raise errors.CorruptFileError(f"{source.name} has no pages (damaged or empty PDF)")
+        raise errors.CorruptFileError("the PDF has no pages (damaged or empty)")
     if page_count > limits.max_pdf_pages:
         raise errors.LimitExceededError(
-            f"{source.name} has {page_count} pages, more than the limit of {limits.max_pdf_pages}"
+            f"the PDF has {page_count} pages, more than the limit of {limits.max_pdf_pages}"
         )
     return page_count
 
@@ -164,14 +167,19 @@ def _extract_page(
     if len(text.strip()) >= limits.min_text_chars_per_page:
         return Segment(kind=SegmentKind.page, index=index, label=label, text=text)
 
-    attributes: dict[str, Any]
-    artifact_name: str | None = f"page-{index + 1:05d}.png"
+    artifact_name = f"page-{index + 1:05d}.png"
     try:
         attributes = _render_page(page, artifacts_dir / artifact_name, limits.render_dpi)
     except _MUPDF_ERRORS as exc:
         logger.warning("cannot render %s: %s", label, exc)
-        artifact_name = None
-        attributes = {"error": f"cannot render {label}: {exc}"}
+        return Segment(
+            kind=SegmentKind.page,
+            index=index,
+            label=label,
+            text=text,
+            needs_ocr=True,
+            attributes={"error": f"cannot render {label}: {exc}"},
+        )
     return Segment(
         kind=SegmentKind.page,
         index=index,

@@ -1,0 +1,71 @@
+"""Fixtures for the integration layer: real Postgres, Redis, worker and model."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session
+
+from db import migrate
+from tests import services
+from tests.integration.harness import WorkerProcess, start_worker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh Postgres database at the newest schema, dropped after the session."""
+    with services.throwaway_postgres_database() as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: str) -> Iterator[Engine]:
+    """One engine for the tests' own queries, disposed at the end."""
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(db_engine: Engine) -> Iterator[Session]:
+    """A session for reading what the system stored."""
+    with Session(db_engine) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def sieve_env(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for the CLI and worker subprocesses: servers, small limits."""
+    data_dir = tmp_path_factory.mktemp("sieve-data")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SIEVE_")}
+    env.update(
+        {
+            "SIEVE_DATA_DIR": str(data_dir),
+            "SIEVE_DATABASE_URL": database_url,
+            "SIEVE_BROKER_URL": services.REDIS_URL,
+            "SIEVE_WORKER__QUEUE": services.unique_queue_name(),
+            "SIEVE_MODEL__N_CTX": "2048",
+            "SIEVE_MODEL__MAX_TEXT_CHARS": "100",
+            "SIEVE_MODEL__MAX_OUTPUT_TOKENS": "200",
+            "SIEVE_MODEL__N_THREADS": "2",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(sieve_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """One real ``sieve worker`` (prefork, one child) for the whole session."""
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    worker = start_worker(sieve_env, log_path)
+    yield worker
+    worker.stop()
