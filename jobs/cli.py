@@ -241,8 +241,7 @@ def _status_renderable(status: status_module.RunStatus) -> Group:
     progress = Progress(TextColumn(f"job {status.job_id} run {status.run_number}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn(status.run_state))
     progress.add_task("", total=status.item_count, completed=status.finished_count)
-    counts = Table.grid(padding=(0, 2))
-    counts.add_row(*[f"{state}: {count}" for state, count in status.counts.items()])
+    counts = "  ".join(f"{state}: {count}" for state, count in status.counts.items())
     parts: list[Any] = [
         f"[bold]{status.job_name}[/] — task {status.task_name}, model {status.model_name}, "
         f"{status.file_count} files / {status.item_count} items",
@@ -346,8 +345,9 @@ def results(job_id: int | None, run_number: int | None, output_format: str,
     """Print or write a job's results (default: the most recent job)."""
     settings = _settings()
     engine, session_factory = _open_database(settings, auto_upgrade=False)
-    _print_results(session_factory, job_id, run_number, output_format, output)
+    exit_code = _print_results(session_factory, job_id, run_number, output_format, output)
     engine.dispose()
+    sys.exit(exit_code)
 
 
 @cli.command(name="jobs")

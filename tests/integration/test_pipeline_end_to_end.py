@@ -122,7 +122,7 @@ def test_results_are_schema_valid_json_with_full_provenance(
     run = session.get(Run, completed_job["run"].id)
     assert run is not None and run.prompt_hash == task.prompt_hash
     results = session.scalars(select(Result).where(Result.run_id == run.id)).all()
-    assert len(results) == 4  # memo (and its copy), mixed, annual report
+    assert len(results) == 3  # memo (one result for it and its copy), mixed, annual report
     for result in results:
         item = session.get(Item, result.item_id)
         assert item is not None
@@ -184,8 +184,8 @@ def test_every_state_change_and_result_is_in_an_intact_audit_chain(
     actions = [event.action for event in events]
     assert actions[:2] == ["job.created", "run.created"]
     assert actions[-1] == "run.completed"
-    assert actions.count("item.ingested") == 10  # every path, duplicates included
-    assert actions.count("result.stored") == 4
+    assert actions.count("item.ingested") == 9  # every path, duplicates included
+    assert actions.count("result.stored") == 3
     item_runs = session.scalars(
         select(ItemRun).where(ItemRun.run_id == completed_job["run"].id)
     ).all()
@@ -217,7 +217,7 @@ def test_status_shows_counts_and_failures_grouped_by_code(
 ) -> None:
     shown = run_sieve(["status", str(completed_job["job_id"])], sieve_env)
     assert shown.returncode == 1  # finished, with failures
-    for text in ("done: 4", "failed: 3", "unsupported: 2", "corrupt_file", "encrypted",
+    for text in ("done: 3", "failed: 3", "unsupported: 2", "corrupt_file", "encrypted",
                  "empty_file", "unsupported_type", "no_content", "Matter 123 vol 1"):
         assert text in shown.stdout, shown.stdout
 
@@ -233,6 +233,6 @@ def test_results_export_as_csv(completed_job: dict[str, Any], sieve_env: dict[st
 
     with out.open(newline="") as handle:
         records = list(csv.DictReader(handle))
-    assert len(records) == 10
+    assert len(records) == 9
     done = [r for r in records if r["state"] == "done"]
     assert all(json.loads(r["result"])["summary"] for r in done)

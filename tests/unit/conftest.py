@@ -7,43 +7,20 @@ at the end. An unreachable server makes those tests fail, never skip.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
 
-DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from jobs.settings import ModelSettings
+from worker.model import LocalModel, load_process_model
 
-
-def postgres_admin_url() -> str:
-    """Where to create throwaway databases; ``SIEVE_TEST_PG_ADMIN_URL`` overrides."""
-    return os.environ.get("SIEVE_TEST_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL)
-
-
-@contextlib.contextmanager
-def throwaway_postgres_database() -> Iterator[str]:
-    """Create an empty, uniquely named database; yield its URL; drop it afterwards."""
-    admin = create_engine(postgres_admin_url(), isolation_level="AUTOCOMMIT")
-    database_name = f"sieve_ut_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{database_name}"'))
-        try:
-            yield admin.url.set(database=database_name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+from tests.services import throwaway_postgres_database
 
 
 @pytest.fixture
 def empty_postgres_url() -> Iterator[str]:
     """A new, empty Postgres database for one test."""
-    with throwaway_postgres_database() as url:
+    with throwaway_postgres_database("sieve_ut") as url:
         yield url
 
 
@@ -51,3 +28,15 @@ def empty_postgres_url() -> Iterator[str]:
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A URL for an SQLite file that does not exist yet."""
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'sieve.db'}"
+
+
+@pytest.fixture(scope="session")
+def small_model_settings() -> ModelSettings:
+    """Model settings for the unit layer: the bundled model, small budgets."""
+    return ModelSettings(n_ctx=2048, max_text_chars=80, max_output_tokens=160, n_threads=2)
+
+
+@pytest.fixture(scope="session")
+def small_model(small_model_settings: ModelSettings) -> LocalModel:
+    """The real bundled GGUF, loaded once for the whole session (as a worker would)."""
+    return load_process_model(small_model_settings)
