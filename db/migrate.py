@@ -35,7 +35,10 @@ def downgrade(url: str, revision: str) -> None:
 
 
 def current_revision(url: str) -> str | None:
-    """The revision the database is at, or None for an empty database."""
+    """The revision the database is at, or None for an empty (or absent SQLite) database."""
+    sqlite_path = _sqlite_path(url)
+    if sqlite_path is not None and not sqlite_path.exists():
+        return None  # asking must not create the file
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
@@ -57,7 +60,14 @@ def is_up_to_date(url: str) -> bool:
     return current_revision(url) == head_revision()
 
 
-def _ensure_sqlite_directory(url: str) -> None:
+def _sqlite_path(url: str) -> Path | None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != "sqlite://":
-        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+        return Path(url[len(prefix):])
+    return None
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    sqlite_path = _sqlite_path(url)
+    if sqlite_path is not None:
+        sqlite_path.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ def _settings() -> Settings:
         raise SieveCommandError(f"invalid configuration: {exc}") from exc
 
 
-def _open_database(settings: Settings, *, auto_upgrade: bool) -> tuple[Engine, sessionmaker[Session]]:
+def _open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
     """Engine and sessions for the configured database, checked to be migrated.
 
     The embedded SQLite default is migrated automatically (a first ``sieve run``
@@ -64,7 +64,7 @@ def _open_database(settings: Settings, *, auto_upgrade: bool) -> tuple[Engine, s
     url = settings.resolved_database_url
     is_embedded = settings.database_url is None
     try:
-        if auto_upgrade and is_embedded:
+        if is_embedded:
             migrate.upgrade(url)
         elif not migrate.is_up_to_date(url):
             raise SieveCommandError(
@@ -180,7 +180,7 @@ def run(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | N
 
     settings = _settings()
     task_spec = _task_from_options(settings, task, labels, schema, prompt)
-    engine, session_factory = _open_database(settings, auto_upgrade=True)
+    engine, session_factory = _open_database(settings)
     submission = _ingest_with_progress(settings, session_factory, paths, task_spec, name,
                                        "in_process")
     console.print(
@@ -215,7 +215,7 @@ def submit_command(paths: tuple[Path, ...], task: str, labels: str | None, schem
 
     settings = _settings()
     task_spec = _task_from_options(settings, task, labels, schema, prompt)
-    engine, session_factory = _open_database(settings, auto_upgrade=True)
+    engine, session_factory = _open_database(settings)
     submission = _ingest_with_progress(settings, session_factory, paths, task_spec, name, "celery")
     try:
         publish_item_runs(settings, session_factory, submission.item_run_ids,
@@ -263,7 +263,7 @@ def _status_renderable(status: status_module.RunStatus) -> Group:
 def status(job_id: int | None, run_number: int | None, watch: bool, interval: float) -> None:
     """Show a job's progress: counts by state and failures grouped by code."""
     settings = _settings()
-    engine, session_factory = _open_database(settings, auto_upgrade=False)
+    engine, session_factory = _open_database(settings)
 
     def read() -> status_module.RunStatus:
         with session_factory() as session:
@@ -344,7 +344,7 @@ def results(job_id: int | None, run_number: int | None, output_format: str,
             output: Path | None) -> None:
     """Print or write a job's results (default: the most recent job)."""
     settings = _settings()
-    engine, session_factory = _open_database(settings, auto_upgrade=False)
+    engine, session_factory = _open_database(settings)
     exit_code = _print_results(session_factory, job_id, run_number, output_format, output)
     engine.dispose()
     sys.exit(exit_code)
@@ -355,7 +355,7 @@ def results(job_id: int | None, run_number: int | None, output_format: str,
 def list_jobs(limit: int) -> None:
     """List recent jobs."""
     settings = _settings()
-    engine, session_factory = _open_database(settings, auto_upgrade=False)
+    engine, session_factory = _open_database(settings)
     table = Table("job", "name", "created (UTC)", "by", "files", "items", "runs")
     with session_factory() as session:
         for job in session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)):
@@ -434,9 +434,14 @@ _attach_optional_groups()
 
 
 def main() -> None:
-    """Console-script entry point: map Sieve's own errors to exit code 2."""
+    """Console-script entry point: Sieve's own and database errors exit 2, without a traceback."""
+    from sqlalchemy.exc import OperationalError
+
     try:
         cli(standalone_mode=True)
     except errors.SieveError as exc:
         console.print(f"[red]error:[/] {exc.message}")
+        sys.exit(EXIT_USAGE)
+    except OperationalError as exc:
+        console.print(f"[red]error:[/] the database cannot be reached: {exc.orig}")
         sys.exit(EXIT_USAGE)

@@ -1,0 +1,96 @@
+"""The ``sieve`` command line as a user runs it: embedded mode, no servers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import pdfgen
+
+pytestmark = pytest.mark.model
+
+SIEVE = str(Path(sys.executable).parent / "sieve")
+
+
+def sieve(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
+    env.update({"SIEVE_DATA_DIR": str(data_dir), "SIEVE_MODEL__N_CTX": "2048",
+                "SIEVE_MODEL__MAX_TEXT_CHARS": "80", "SIEVE_MODEL__MAX_OUTPUT_TOKENS": "160"})
+    return subprocess.run([SIEVE, *args], env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+@pytest.fixture
+def good_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "good"
+    folder.mkdir()
+    pdfgen.make_text_pdf(folder / "invoice.pdf", [pdfgen.INVOICE_PAGE], title="Invoice")
+    return folder
+
+
+def test_run_on_good_files_exits_zero_and_prints_a_table(good_folder: Path, tmp_path: Path) -> None:
+    done = sieve(["run", str(good_folder), "--task", "summarize"], tmp_path / "data")
+    assert done.returncode == 0, done.stderr
+    assert "invoice.pdf" in done.stdout and "done" in done.stdout
+    assert (tmp_path / "data" / "sieve.db").is_file()
+
+
+def test_run_with_a_bad_file_exits_one_and_results_export_every_row(
+    good_folder: Path, tmp_path: Path
+) -> None:
+    pdfgen.make_corrupt_pdf(good_folder / "broken.pdf")
+    data = tmp_path / "data"
+    done = sieve(["run", str(good_folder), "--format", "jsonl"], data)
+    assert done.returncode == 1, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {Path(r["path"]).name: r["state"] for r in rows} == {
+        "broken.pdf": "failed", "invoice.pdf": "done"}
+    exported = sieve(["results", "--format", "csv"], data)  # no JOB: the latest
+    assert exported.returncode == 1
+    records = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [r["error_code"] for r in records] == ["corrupt_file", ""]
+    assert json.loads(records[1]["result"])["summary"]
+    listed = sieve(["jobs"], data)
+    assert listed.returncode == 0 and "1:completed" in listed.stdout
+
+
+def test_classify_answers_with_one_of_the_given_labels(good_folder: Path, tmp_path: Path) -> None:
+    done = sieve(["run", str(good_folder), "--task", "classify", "--labels",
+                  "invoice,contract,letter", "--format", "jsonl"], tmp_path / "data")
+    assert done.returncode == 0, done.stderr
+    [row] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert row["result"]["label"] in {"invoice", "contract", "letter"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "{folder}", "--task", "translate"], "unknown task"),
+        (["run", "{folder}", "--task", "classify", "--labels", "only-one"], "two distinct"),
+        (["run", "{folder}", "--task", "extract"], "--schema"),
+        (["run", "/no/such/folder"], "does not exist"),
+        (["status", "42"], "no job with id 42"),
+    ],
+)
+def test_usage_errors_exit_two_with_a_clear_message(
+    args: list[str], message: str, good_folder: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    sieve(["db", "upgrade"], data)
+    failed = sieve([a.replace("{folder}", str(good_folder)) for a in args], data)
+    assert failed.returncode == 2
+    assert message in failed.stderr + failed.stdout
+
+
+def test_db_upgrade_and_current_report_the_newest_revision(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert sieve(["db", "current"], data).stdout.strip() == "empty"
+    assert sieve(["db", "upgrade"], data).returncode == 0
+    assert sieve(["db", "current"], data).stdout.strip() == "0002"
