@@ -145,6 +145,8 @@ class Item(Base):
     extractor: Mapped[str | None] = mapped_column(String(64))  # "name/version", once extracted
     page_count: Mapped[int | None] = mapped_column(Integer)
     doc_metadata: Mapped[dict[str, Any] | None] = mapped_column()  # title, author, dates…
+    # Patient/person identifiers (DICOM PS3.15 basic profile): never in prompts by default.
+    identifiers: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="items")

@@ -20,7 +20,9 @@ def make_engine(url: str, **engine_options: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **engine_options)
         event.listen(engine, "connect", _configure_sqlite_connection)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **engine_options)
+    if "poolclass" not in engine_options:
+        engine_options = {"pool_size": 5, "max_overflow": 5, **engine_options}
+    return create_engine(url, pool_pre_ping=True, **engine_options)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:

@@ -367,6 +367,69 @@ def list_jobs(limit: int) -> None:
     engine.dispose()
 
 
+# --- recovery -----------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("job_id", required=False, type=int)
+def resume(job_id: int | None) -> None:
+    """Re-queue a job's stalled items (default: every unfinished job).
+
+    Stalled: pending, queued (its message may have been lost: a Redis restart
+    or flush) or running under a lease that expired or whose worker is gone.
+    Safe to run at any time: an item already being processed is left alone.
+    """
+    from jobs import recovery
+
+    settings = _settings()
+    engine, session_factory = _open_database(settings)
+    if job_id is not None:
+        with session_factory() as session:
+            try:
+                status_module.resolve_job_id(session, job_id)
+            except errors.ConfigurationError as exc:
+                raise SieveCommandError(exc.message) from exc
+    try:
+        report = recovery.resume(settings, session_factory, submitter_identity(), job_id)
+    except errors.SieveError:
+        raise
+    except Exception as exc:  # the broker is down
+        raise SieveCommandError(
+            f"could not re-queue: {type(exc).__name__}: {exc}; nothing was lost, try again"
+        ) from exc
+    finally:
+        engine.dispose()
+    console.print(
+        f"re-queued {report.published} item(s): {len(report.pending)} pending, "
+        f"{len(report.queued)} queued, {len(report.expired_leases)} with dead leases"
+    )
+    click.echo(report.published)
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+def cancel(job_id: int) -> None:
+    """Cancel a job: unfinished items become cancelled; finished results are kept."""
+    from jobs import recovery
+
+    settings = _settings()
+    engine, session_factory = _open_database(settings)
+    with session_factory() as session:
+        try:
+            status_module.resolve_job_id(session, job_id)
+        except errors.ConfigurationError as exc:
+            raise SieveCommandError(exc.message) from exc
+    report = recovery.cancel_job(session_factory, job_id, submitter_identity())
+    engine.dispose()
+    if not report.runs_cancelled:
+        console.print(f"job {job_id} has no unfinished run; nothing to cancel")
+        return
+    console.print(
+        f"cancelled job {job_id}: {report.items_cancelled} item(s) will not be processed "
+        f"({report.items_running} were running; their workers abandon them)"
+    )
+
+
 # --- worker ---------------------------------------------------------------------
 
 
@@ -425,9 +488,11 @@ def db_current() -> None:
 
 
 def _attach_optional_groups() -> None:
+    from jobs.audit_cli import audit_group
     from jobs.models_cli import models
 
     cli.add_command(models)
+    cli.add_command(audit_group)
 
 
 _attach_optional_groups()

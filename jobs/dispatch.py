@@ -33,6 +33,10 @@ def publish_item_runs(
     try:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=3)
+            # Declare the queue and its binding every time: after a Redis
+            # restart or flush the binding is gone, and a message published
+            # to an exchange with no binding is silently dropped.
+            app.amqp.queues[settings.worker.queue].bind(connection.default_channel).declare()
             producer = app.amqp.Producer(connection)
             for item_run_id in item_run_ids:
                 app.send_task(
@@ -80,3 +84,26 @@ def _mark_queued(
                 for job_id, run_id, item_id, sha256 in rows
             ],
         )
+
+
+def broker_backlog(settings: Settings) -> int:
+    """Messages waiting in the broker's queue for the workers (not yet reserved).
+
+    The periodic sweep re-publishes queued items only when this is zero: a
+    queued item whose message still waits here is not lost.
+    """
+    from worker.celery_app import create_celery_app
+
+    app = create_celery_app(settings)
+    try:
+        with app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=3)
+            try:
+                declared = connection.default_channel.queue_declare(
+                    queue=settings.worker.queue, passive=True
+                )
+            except connection.channel_errors:
+                return 0  # Redis keeps no empty queue: "not found" means empty
+            return int(declared.message_count)
+    finally:
+        app.close()

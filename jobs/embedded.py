@@ -6,22 +6,16 @@ so a laptop needs no Postgres, Redis or Celery to process a folder.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import leases
 from jobs.pipeline import ItemOutcome, PipelineContext, process_item_run
 from jobs.settings import Settings
 from worker.model import load_process_model
 
 OutcomeCallback = Callable[[ItemOutcome], None]
-
-
-def in_process_identity() -> str:
-    """``sieve-run@host:pid``: who processed items in embedded mode."""
-    return f"sieve-run@{socket.gethostname()}:{os.getpid()}"
 
 
 def build_in_process_context(
@@ -33,7 +27,7 @@ def build_in_process_context(
         settings=settings,
         session_factory=session_factory,
         model=model,
-        worker_id=in_process_identity(),
+        worker_id=leases.process_identity("sieve-run"),
     )
 
 
@@ -46,7 +40,9 @@ def run_item_runs(
     outcomes: list[ItemOutcome] = []
     for item_run_id in item_run_ids:
         outcome = process_item_run(context, item_run_id)
-        while outcome.retry:
+        # Only a transient failure is retried here; an item leased by another
+        # process (state None) is that process's to finish.
+        while outcome.retry and outcome.state is not None:
             outcome = process_item_run(context, item_run_id)
         outcomes.append(outcome)
         if on_outcome is not None:

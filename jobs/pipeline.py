@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,10 +26,11 @@ from db.base import utcnow
 from db.models import FINAL_ITEM_STATES, Item, ItemRun, ItemState, Result, Run, RunState, Segment
 from db.session import transaction
 from jobs import analysis as analysis_module
-from jobs import task_specs, windowing
+from jobs import leases, task_specs, windowing
 from jobs.settings import Settings
 from worker import errors
-from worker.extractors import extractor_for
+from worker import sandbox
+from worker.extractors import load_plugins, supported_media_types
 from worker.extractors.base import Extraction
 from worker.model import ModelInfo
 
@@ -69,7 +71,8 @@ class ItemOutcome:
     item_run_id: int
     state: ItemState | None  # None: nothing was done (already final, or leased elsewhere)
     error_code: str | None = None
-    retry: bool = False  # a transient error; try again later
+    retry: bool = False  # a transient error, or leased elsewhere; try again later
+    retry_after_s: float | None = None  # when to try again, if the caller should wait
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,13 @@ class _Timings:
         return now
 
 
+@dataclass(frozen=True)
+class LeasedElsewhere:
+    """Another live process holds the item's lease for ``expires_in_s`` more seconds."""
+
+    expires_in_s: float
+
+
 class LeaseLostError(Exception):
     """Another worker took this item over (our lease expired); abandon quietly."""
 
@@ -115,6 +125,10 @@ def process_item_run(context: PipelineContext, item_run_id: int) -> ItemOutcome:
     claim = _claim(context, item_run_id)
     if claim is None:
         return ItemOutcome(item_run_id, None)
+    if isinstance(claim, LeasedElsewhere):
+        # Not ours to do now; but if its holder dies without finishing, this
+        # message is what brings the item back, so look again when the lease ends.
+        return ItemOutcome(item_run_id, None, retry=True, retry_after_s=claim.expires_in_s + 1)
     timings = _Timings()
     try:
         pieces, document_name, extractor_name = _extract(context, claim, timings)
@@ -135,6 +149,10 @@ def process_item_run(context: PipelineContext, item_run_id: int) -> ItemOutcome:
         return ItemOutcome(item_run_id, None)
     except errors.SieveError as exc:
         return _record_failure(context, claim, exc, detail=None)
+    except sandbox.SandboxInternalError as exc:
+        logger.error("item run %s: extractor failed with an internal error", item_run_id)
+        internal = errors.SieveError("internal error in the extractor (see the traceback)")
+        return _record_failure(context, claim, internal, detail=str(exc))
     except context.interruptions as exc:  # type: ignore[misc]
         return _record_failure(context, claim, StageTimeLimitError(f"time limit hit: {exc!r}"))
     except Exception as exc:  # a bug in Sieve or a library: keep the traceback
@@ -154,7 +172,7 @@ def _is_database_error(exc: Exception) -> bool:
 # --- claim --------------------------------------------------------------------
 
 
-def _claim(context: PipelineContext, item_run_id: int) -> Claim | None:
+def _claim(context: PipelineContext, item_run_id: int) -> Claim | LeasedElsewhere | None:
     now = utcnow()
     with transaction(context.session_factory) as session:
         item_run = session.get(ItemRun, item_run_id, with_for_update=True)
@@ -163,14 +181,18 @@ def _claim(context: PipelineContext, item_run_id: int) -> Claim | None:
             return None
         if item_run.state in FINAL_ITEM_STATES:
             return None
-        if (
-            item_run.state == ItemState.running
-            and item_run.lease_owner != context.worker_id
-            and item_run.lease_expires_at is not None
-            and item_run.lease_expires_at > now
-        ):
-            logger.info("item run %s is leased by %s; skipped", item_run_id, item_run.lease_owner)
-            return None
+        taken_over_from = None
+        if item_run.state == ItemState.running and item_run.lease_owner != context.worker_id:
+            lease_live = item_run.lease_expires_at is not None and item_run.lease_expires_at > now
+            if lease_live and not leases.owner_is_dead(item_run.lease_owner):
+                logger.info("item run %s is leased by %s", item_run_id, item_run.lease_owner)
+                assert item_run.lease_expires_at is not None
+                return LeasedElsewhere((item_run.lease_expires_at - now).total_seconds())
+            taken_over_from = item_run.lease_owner
+            logger.warning(
+                "item run %s: taking over from %s (%s)", item_run_id, taken_over_from,
+                "lease expired" if not lease_live else "process gone",
+            )
         run = session.get(Run, item_run.run_id, with_for_update=True)
         assert run is not None
         if run.state == RunState.cancelled:
@@ -198,7 +220,8 @@ def _claim(context: PipelineContext, item_run_id: int) -> Claim | None:
                 run.id,
                 item.id,
                 item.sha256,
-                {"from": previous_state.value, "to": "running", "attempt": item_run.attempts},
+                {"from": previous_state.value, "to": "running", "attempt": item_run.attempts}
+                | ({"taken_over_from": taken_over_from} if taken_over_from else {}),
             )
         )
         audit.append_events(session, drafts)
@@ -235,7 +258,7 @@ def _extract(
         assert item is not None
         already_extracted = item.extractor is not None
     if not already_extracted:
-        extraction = _run_extractor(context.settings, item)
+        extraction = _run_extractor(context.settings, item, lambda: _renew_lease(context, claim))
         _store_extraction(context, claim, extraction)
     timings.mark("extract_seconds", started)
     with context.session_factory() as session:
@@ -261,7 +284,7 @@ def _nothing_to_analyse_reason(segments: list[Segment]) -> str:
     return "the file holds no text the model can read"
 
 
-def _run_extractor(settings: Settings, item: Item) -> Extraction:
+def _run_extractor(settings: Settings, item: Item, heartbeat: Callable[[], None]) -> Extraction:
     if item.size_bytes == 0 or item.media_type == EMPTY_MEDIA_TYPE:
         raise errors.EmptyFileError("the file is empty (0 bytes)")
     if item.size_bytes > settings.limits.max_file_bytes:
@@ -271,8 +294,18 @@ def _run_extractor(settings: Settings, item: Item) -> Extraction:
     source = settings.objects_dir / item.stored_path
     if not source.is_file():
         raise errors.SourceMissingError(f"stored original {source} is missing")
-    extractor = extractor_for(item.media_type)
-    return extractor.extract(source, settings.artifacts_dir / item.sha256, settings.limits)
+    load_plugins(settings.extractor_plugins)
+    if item.media_type not in supported_media_types():
+        raise errors.UnsupportedTypeError(f"no extractor reads files of type {item.media_type}")
+    return sandbox.extract_isolated(
+        item.media_type,
+        source,
+        settings.artifacts_dir / item.sha256,
+        settings.limits,
+        settings.media,
+        heartbeat=heartbeat,
+        plugins=settings.extractor_plugins,
+    )
 
 
 def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extraction) -> None:
@@ -284,6 +317,7 @@ def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extrac
         item.extractor = extraction.extractor
         item.page_count = extraction.metadata.get("page_count")
         item.doc_metadata = extraction.metadata
+        item.identifiers = extraction.identifiers or None
         session.add_all(
             Segment(
                 item_id=item.id,

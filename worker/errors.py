@@ -75,6 +75,38 @@ class LimitExceededError(InputError):
     code = "limit_exceeded"
 
 
+class UnsafeArchiveError(InputError):
+    """The archive's members would be written outside it (absolute paths, "..", links)."""
+
+    code = "unsafe_archive"
+
+
+class MissingStreamError(InputError):
+    """The file has no stream of the kind its type promises (no sound in an audio file)."""
+
+    # Distinct from corrupt_file: the file reads fine, it just holds nothing to extract.
+    code = "missing_stream"
+
+
+class ExtractionTimeoutError(InputError):
+    """Reading the file took longer than the extraction time limit."""
+
+    # Permanent: a file that made the parser spin once will do it again.
+    code = "timeout"
+
+
+class ExtractionOutOfMemoryError(InputError):
+    """Reading the file needed more memory than the extraction memory limit."""
+
+    code = "oom"
+
+
+class ExtractionCrashedError(InputError):
+    """The parser crashed on this file (the worker itself is unharmed)."""
+
+    code = "crashed"
+
+
 class SourceMissingError(InputError):
     """The stored original of this item is missing from the content store."""
 
@@ -151,3 +183,17 @@ class ModelDownloadError(SieveError):
     """A model file could not be downloaded or did not match its expected hash."""
 
     code = "model_download_failed"
+
+
+def error_class_for(code: str) -> type[SieveError]:
+    """The error class whose stored ``code`` is ``code`` (``SieveError`` if none).
+
+    Used to re-raise, in the worker, an error that a sandboxed child reported by code.
+    """
+    pending: list[type[SieveError]] = [SieveError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return SieveError

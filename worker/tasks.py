@@ -8,14 +8,13 @@ across fork), by the ``worker_process_init`` handler below.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-
 from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError
 
-from db.session import make_engine, make_session_factory
+from db import audit
+from db.session import make_engine, make_session_factory, transaction
+from jobs import leases
 from jobs.pipeline import PipelineContext, process_item_run
 from jobs.settings import get_settings
 from worker.celery_app import PROCESS_ITEM_TASK, app
@@ -24,11 +23,6 @@ from worker.model import load_process_model
 logger = logging.getLogger(__name__)
 
 _context: PipelineContext | None = None
-
-
-def worker_identity() -> str:
-    """``worker@host:pid``: recorded on leases, results and audit events."""
-    return f"worker@{socket.gethostname()}:{os.getpid()}"
 
 
 def build_process_context() -> PipelineContext:
@@ -42,9 +36,10 @@ def build_process_context() -> PipelineContext:
             settings=settings,
             session_factory=make_session_factory(engine),
             model=model,
-            worker_id=worker_identity(),
+            worker_id=leases.process_identity("worker"),
             interruptions=(SoftTimeLimitExceeded,),
         )
+        _record_worker_start(_context)
         logger.info(
             "%s ready: model %s (sha256 %s…), vision=%s",
             _context.worker_id,
@@ -55,9 +50,40 @@ def build_process_context() -> PipelineContext:
     return _context
 
 
+def _record_worker_start(context: PipelineContext) -> None:
+    """Audit which model, with which capabilities, this worker process serves."""
+    info = context.model.info
+    with transaction(context.session_factory) as session:
+        audit.append_event(
+            session,
+            audit.EventDraft(
+                "worker.started",
+                context.worker_id,
+                details={
+                    "model_name": info.name,
+                    "model_sha256": info.sha256,
+                    "mmproj": info.mmproj_path,
+                    "n_ctx": info.n_ctx,
+                    "modalities": ["text"]
+                    + (["image"] if info.supports_vision else [])
+                    + (["audio"] if info.supports_audio else []),
+                },
+            ),
+        )
+
+
 @signals.worker_process_init.connect
 def _load_model_in_child(**_: object) -> None:
     build_process_context()
+
+
+@signals.worker_ready.connect
+def _start_recovery_sweep(**_: object) -> None:
+    # In the main process, once the pool is up: re-drive what the broker lost
+    # while no worker was running (a Redis restart, a killed worker).
+    from worker.sweeper import start_sweeper
+
+    start_sweeper(get_settings())
 
 
 @app.task(name=PROCESS_ITEM_TASK, bind=True, max_retries=None)
@@ -72,7 +98,8 @@ def process_item(self: Task, item_run_id: int) -> str | None:
         logger.warning("database error on item run %s: %s; retrying", item_run_id, exc)
         raise self.retry(countdown=_backoff_seconds(self.request.retries), exc=exc) from exc
     if outcome.retry:
-        raise self.retry(countdown=_backoff_seconds(self.request.retries))
+        countdown = outcome.retry_after_s or _backoff_seconds(self.request.retries)
+        raise self.retry(countdown=countdown)
     return outcome.state.value if outcome.state else None
 
 

@@ -29,7 +29,8 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def db_engine(database_url: str) -> Iterator[Engine]:
     """One engine for the tests' own queries, disposed at the end."""
-    engine = create_engine(database_url)
+    # Pre-ping: one test kills every connection to this database on purpose.
+    engine = create_engine(database_url, pool_pre_ping=True)
     yield engine
     engine.dispose()
 

@@ -6,6 +6,18 @@ its class when imported, so adding a format is one module and one line here
 """
 
 from worker.extractors import pdf, text  # noqa: F401  (imported to register)
-from worker.extractors.registry import extractor_for, register, registered, supported_media_types
+from worker.extractors.registry import (
+    extractor_for,
+    load_plugins,
+    register,
+    registered,
+    supported_media_types,
+)
 
-__all__ = ["extractor_for", "register", "registered", "supported_media_types"]
+__all__ = [
+    "extractor_for",
+    "load_plugins",
+    "register",
+    "registered",
+    "supported_media_types",
+]

@@ -7,13 +7,14 @@ a sandboxed child process can all call the same code.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jobs.settings import LimitSettings
+from jobs.settings import LimitSettings, MediaSettings
 
 
 class SegmentKind(str, enum.Enum):
@@ -53,6 +54,25 @@ class Extraction:
     media_type: str
     segments: list[Segment]
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Patient- or person-identifying values (DICOM PS3.15 basic profile tags):
+    # stored apart from ``metadata`` and kept out of prompts unless allowed.
+    identifiers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: how an extraction crosses the sandbox boundary."""
+        data = dataclasses.asdict(self)
+        for segment in data["segments"]:
+            segment["kind"] = SegmentKind(segment["kind"]).value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Extraction:
+        """The inverse of :meth:`to_dict`."""
+        segments = [
+            Segment(**{**segment, "kind": SegmentKind(segment["kind"])})
+            for segment in data["segments"]
+        ]
+        return cls(**{**data, "segments": segments})
 
 
 class Extractor(ABC):
@@ -70,8 +90,17 @@ class Extractor(ABC):
     score: ClassVar[int] = 50
 
     @abstractmethod
-    def extract(self, source: Path, artifacts_dir: Path, limits: LimitSettings) -> Extraction:
+    def extract(
+        self,
+        source: Path,
+        artifacts_dir: Path,
+        limits: LimitSettings,
+        media: MediaSettings = MediaSettings(),
+    ) -> Extraction:
         """Read ``source``; write any derived files under ``artifacts_dir``.
+
+        ``media`` carries tool paths and sampling choices for audio, video,
+        images and OCR; extractors that need none ignore it.
 
         Raises a :class:`worker.errors.InputError` subclass when the file is
         corrupt, encrypted, empty or over a limit.

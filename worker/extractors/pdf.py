@@ -18,7 +18,7 @@ from typing import Any
 
 import pymupdf
 
-from jobs.settings import LimitSettings
+from jobs.settings import LimitSettings, MediaSettings
 from worker import errors
 from worker.extractors import registry
 from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
@@ -70,7 +70,13 @@ class PdfExtractor(Extractor):
     extensions = frozenset({".pdf"})
     score = 100
 
-    def extract(self, source: Path, artifacts_dir: Path, limits: LimitSettings) -> Extraction:
+    def extract(
+        self,
+        source: Path,
+        artifacts_dir: Path,
+        limits: LimitSettings,
+        media: MediaSettings = MediaSettings(),
+    ) -> Extraction:
         """One ``page`` segment per page, in page order.
 
         Pages with fewer than ``limits.min_text_chars_per_page`` characters of

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
+
 from worker import errors
 from worker.extractors.base import Extractor
 
@@ -40,3 +43,9 @@ def extractor_for(media_type: str) -> Extractor:
         raise errors.UnsupportedTypeError(f"no extractor reads files of type {media_type}")
     best = max(candidates, key=lambda cls: (cls.score, cls.name))
     return best()
+
+
+def load_plugins(module_names: Iterable[str]) -> None:
+    """Import modules that register extractors of their own (``extractor_plugins``)."""
+    for module_name in module_names:
+        importlib.import_module(module_name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from jobs.settings import LimitSettings
+from jobs.settings import LimitSettings, MediaSettings
 from worker import errors
 from worker.extractors import registry
 from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
@@ -31,7 +31,13 @@ class PlainTextExtractor(Extractor):
     extensions = frozenset({".txt", ".text", ".log"})
     score = 50
 
-    def extract(self, source: Path, artifacts_dir: Path, limits: LimitSettings) -> Extraction:
+    def extract(
+        self,
+        source: Path,
+        artifacts_dir: Path,
+        limits: LimitSettings,
+        media: MediaSettings = MediaSettings(),
+    ) -> Extraction:
         """Pages of at most :data:`PAGE_CHARS` characters, cut at line ends.
 
         Bytes that are not valid UTF-8 become U+FFFD rather than failing the
