@@ -247,6 +247,9 @@ class Result(Base):
     model_calls: Mapped[int] = mapped_column(Integer)
     timings: Mapped[dict[str, Any]] = mapped_column()  # seconds per stage
     extractor: Mapped[str] = mapped_column(String(64))
+    # What the model was given: modalities, pictures available and sent, and a
+    # note when part of the item could not be shown to it (a model that cannot see).
+    inputs: Mapped[dict[str, Any] | None] = mapped_column()
     produced_by: Mapped[str] = mapped_column(String(255))  # worker host:pid
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

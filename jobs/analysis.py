@@ -23,12 +23,22 @@ class JsonModel(Protocol):
     @property
     def context_tokens(self) -> int: ...
 
+    @property
+    def image_tokens(self) -> int:
+        """Context one image takes; 0 for a model that cannot see."""
+        ...
+
     def count_tokens(self, text: str) -> int: ...
 
     def truncate_to_tokens(self, text: str, max_tokens: int) -> str: ...
 
     def complete_json(
-        self, instructions: str, content: str, schema: dict[str, Any], max_tokens: int
+        self,
+        instructions: str,
+        content: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+        images: Sequence[str] = (),
     ) -> Completion: ...
 
 
@@ -42,6 +52,7 @@ class Analysis:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model_calls: int = 0
+    images_sent: int = 0
     seconds: float = 0.0
 
     def add(self, completion: Completion) -> None:
@@ -58,30 +69,34 @@ def analyse_document(
     pieces: Sequence[windowing.LabelledText],
     max_output_tokens: int,
     heartbeat: Callable[[], None] = lambda: None,
+    max_images_per_call: int = 4,
 ) -> Analysis:
     """Run ``task`` over a document's labelled text; combine windows if needed.
 
     ``heartbeat`` is called after every model call, so a caller can extend its
     lease during a long document.
     """
-    if not any(piece.text.strip() for piece in pieces):
+    if not any(piece.text.strip() or piece.image_path for piece in pieces):
         raise errors.NothingToAnalyseError("the document has no text")
     started = time.perf_counter()
     header = f"Document: {document_name}\n\n"
     analysis = Analysis(output={}, citations=[])
 
-    def ask(instructions: str, body: str) -> dict[str, Any]:
-        completion = model.complete_json(instructions, header + body, task.schema, max_output_tokens)
+    def ask(instructions: str, body: str, images: Sequence[str] = ()) -> dict[str, Any]:
+        completion = model.complete_json(
+            instructions, header + body, task.schema, max_output_tokens, images
+        )
         task.validate(completion.output)
         analysis.add(completion)
+        analysis.images_sent += len(images)
         heartbeat()
         return completion.output
 
     windows = windowing.plan_windows(
         pieces, _budget(model, task.instructions, header, max_output_tokens),
-        model.count_tokens, model.truncate_to_tokens,
+        model.count_tokens, model.truncate_to_tokens, model.image_tokens, max_images_per_call,
     )
-    answers = [(window, ask(task.instructions, window.text)) for window in windows]
+    answers = [(window, ask(task.instructions, window.text, window.images)) for window in windows]
     analysis.citations = list(dict.fromkeys(label for window in windows for label in window.labels))
     if len(answers) > 1:
         analysis.partials = [

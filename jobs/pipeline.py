@@ -28,8 +28,7 @@ from db.session import transaction
 from jobs import analysis as analysis_module
 from jobs import leases, task_specs, windowing
 from jobs.settings import Settings
-from worker import errors
-from worker import sandbox
+from worker import errors, sandbox
 from worker.extractors import load_plugins, supported_media_types
 from worker.extractors.base import Extraction
 from worker.model import ModelInfo
@@ -131,19 +130,21 @@ def process_item_run(context: PipelineContext, item_run_id: int) -> ItemOutcome:
         return ItemOutcome(item_run_id, None, retry=True, retry_after_s=claim.expires_in_s + 1)
     timings = _Timings()
     try:
-        pieces, document_name, extractor_name = _extract(context, claim, timings)
+        prepared = _extract(context, claim, timings)
         task = _task_for_run(context, claim.run_id)
         started = time.perf_counter()
         result = analysis_module.analyse_document(
             context.model,
             task,
-            document_name,
-            pieces,
+            prepared.document_name,
+            prepared.pieces,
             context.settings.model.max_output_tokens,
             heartbeat=lambda: _renew_lease(context, claim),
+            max_images_per_call=context.settings.model.max_images_per_call,
         )
         timings.mark("analyse_seconds", started)
-        return _store_result(context, claim, task, result, extractor_name, timings)
+        inputs = prepared.inputs | {"pictures_sent": result.images_sent}
+        return _store_result(context, claim, task, result, prepared.extractor, timings, inputs)
     except LeaseLostError:
         logger.warning("item run %s: lease lost to another worker; abandoning", item_run_id)
         return ItemOutcome(item_run_id, None)
@@ -248,10 +249,21 @@ def _renew_lease(context: PipelineContext, claim: Claim) -> None:
 # --- extract ------------------------------------------------------------------
 
 
-def _extract(
-    context: PipelineContext, claim: Claim, timings: _Timings
-) -> tuple[list[windowing.LabelledText], str, str]:
-    """The item's labelled text, extracting (once per item) if not done before."""
+@dataclass(frozen=True)
+class _Prepared:
+    """What the model will be given for one item, and how that was decided."""
+
+    pieces: list[windowing.LabelledText]
+    document_name: str
+    extractor: str
+    inputs: dict[str, Any]  # stored with the result: what the model could use
+
+
+_PICTURE_KINDS = frozenset({"image", "frame"})
+
+
+def _extract(context: PipelineContext, claim: Claim, timings: _Timings) -> _Prepared:
+    """The item's labelled text and pictures, extracting (once per item) if not done before."""
     started = time.perf_counter()
     with context.session_factory() as session:
         item = session.get(Item, claim.item_id)
@@ -264,24 +276,64 @@ def _extract(
     with context.session_factory() as session:
         item = session.get(Item, claim.item_id)
         assert item is not None
-        segments = session.scalars(
-            select(Segment).where(Segment.item_id == item.id).order_by(Segment.kind, Segment.index)
-        ).all()
-        pieces = [windowing.LabelledText(s.label, s.text) for s in segments if s.text.strip()]
-        if not pieces:
-            raise errors.NothingToAnalyseError(_nothing_to_analyse_reason(segments))
-        return pieces, Path(item.path).name, item.extractor or "unknown"
-
-
-def _nothing_to_analyse_reason(segments: list[Segment]) -> str:
-    needing_ocr = [s.label for s in segments if s.needs_ocr]
-    if needing_ocr:
-        shown = ", ".join(needing_ocr[:5]) + (" …" if len(needing_ocr) > 5 else "")
-        return (
-            f"no text layer: {len(needing_ocr)} scanned page(s) ({shown}) need OCR, "
-            "and the loaded model cannot read images"
+        segments = sorted(
+            session.scalars(select(Segment).where(Segment.item_id == item.id)).all(),
+            key=_source_order,
         )
-    return "the file holds no text the model can read"
+        can_see = context.model.image_tokens > 0
+        pictures = [s for s in segments if _is_picture(s)]
+        pieces = [
+            windowing.LabelledText(s.label, s.text, _picture_path(context, s) if can_see else None)
+            for s in segments
+            if s.text.strip() or (can_see and _is_picture(s))
+        ]
+        if not pieces:
+            raise _nothing_to_analyse(segments, pictures, context.model.info.name)
+        inputs: dict[str, Any] = {
+            "modalities": ["text", "image"] if can_see and pictures else ["text"],
+            "pictures_available": len(pictures),
+        }
+        if pictures and not can_see:
+            inputs["note"] = (
+                f"analysed from extracted text alone (OCR, transcripts): the model cannot see, "
+                f"so {len(pictures)} picture(s) were not shown to it"
+            )
+        return _Prepared(pieces, Path(item.path).name, item.extractor or "unknown", inputs)
+
+
+def _source_order(segment: Segment) -> tuple[float, str, int]:
+    """Time order for media (frames and speech interleaved), page order otherwise."""
+    start = segment.start_seconds if segment.start_seconds is not None else -1.0
+    return (start, segment.kind, segment.index)
+
+
+def _is_picture(segment: Segment) -> bool:
+    return segment.artifact_path is not None and (
+        segment.kind in _PICTURE_KINDS or segment.needs_ocr
+    )
+
+
+def _picture_path(context: PipelineContext, segment: Segment) -> str | None:
+    if not _is_picture(segment):
+        return None
+    assert segment.artifact_path is not None
+    return str(context.settings.artifacts_dir / segment.artifact_path)
+
+
+def _nothing_to_analyse(
+    segments: list[Segment], pictures: list[Segment], model_name: str
+) -> errors.SieveError:
+    """The error for an item with nothing the model can use, naming what is missing."""
+    if pictures:
+        shown = ", ".join(s.label for s in pictures[:5]) + (" …" if len(pictures) > 5 else "")
+        return errors.ModelCapabilityError(
+            f"needs vision: {len(pictures)} picture(s) ({shown}) hold no text that OCR "
+            f"could read, and the loaded model {model_name} cannot see images "
+            "(configure a multimodal projector: SIEVE_MODEL__MMPROJ_PATH)"
+        )
+    if any(s.kind == "audio_chunk" for s in segments):
+        return errors.NothingToAnalyseError("no speech was recognised in the audio")
+    return errors.NothingToAnalyseError("the file holds no text the model can read")
 
 
 def _run_extractor(settings: Settings, item: Item, heartbeat: Callable[[], None]) -> Extraction:
@@ -391,6 +443,7 @@ def _store_result(
     analysed: analysis_module.Analysis,
     extractor_name: str,
     timings: _Timings,
+    inputs: dict[str, Any],
 ) -> ItemOutcome:
     timings.stages["total_seconds"] = round(time.perf_counter() - timings.started, 4)
     model = context.model
@@ -415,6 +468,7 @@ def _store_result(
             model_calls=analysed.model_calls,
             timings=timings.stages,
             extractor=extractor_name,
+            inputs=inputs,
             produced_by=context.worker_id,
         )
         session.add(result)

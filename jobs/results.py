@@ -74,6 +74,7 @@ def _provenance(result: Result) -> dict[str, Any]:
         "model_calls": result.model_calls,
         "timings": result.timings,
         "extractor": result.extractor,
+        "inputs": result.inputs,
         "produced_by": result.produced_by,
         "created_at": result.created_at.isoformat(),
     }

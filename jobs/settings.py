@@ -53,6 +53,11 @@ class ModelSettings(BaseModel):
     # Bounding them in the grammar keeps a small model from running to
     # max_output_tokens and leaving cut, invalid JSON.
     max_text_chars: int = 600
+    # Context one image takes once the projector has encoded it (Gemma 3 and 4:
+    # 256 soft tokens plus markers); used to fit pictures into page windows.
+    image_tokens: int = 280
+    # Pictures sent with one prompt at most (scanned pages, frames, images).
+    max_images_per_call: int = 4
 
 
 class WorkerSettings(BaseModel):
@@ -147,6 +152,9 @@ class MediaSettings(BaseModel):
     ocr_enabled: bool = True  # off: scanned pages and images carry no text
     ocr_languages: str = "eng"  # Tesseract's -l value, e.g. "eng+deu"
     tessdata_dir: Path | None = None  # None: Tesseract's built-in location
+    # OCR text with a lower mean word confidence (0-1) is noise (Tesseract
+    # reading a photo or an ultrasound) and is left out of the segment text.
+    ocr_min_confidence: float = 0.5
 
     # --- images and DICOM ------------------------------------------------------
     # Pages of a multi-page TIFF beyond this are refused (limit_exceeded).

@@ -20,10 +20,15 @@ Truncator = Callable[[str, int], str]
 
 @dataclass(frozen=True)
 class LabelledText:
-    """Text and the segment label (e.g. "page 3") it came from."""
+    """Text and the segment label (e.g. "page 3") it came from.
+
+    ``image_path`` is the segment's picture (a scanned page, a frame, an
+    image), for a model that can see; None for text alone.
+    """
 
     label: str
     text: str
+    image_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Window:
 
     labels: tuple[str, ...]
     text: str
+    images: tuple[str, ...] = ()  # pictures sent with the text, in order
 
     @property
     def span(self) -> str:
@@ -53,39 +59,54 @@ def split_oversized(
     result: list[LabelledText] = []
     for piece in pieces:
         remaining = piece.text
+        image = piece.image_path  # travels with the first part of its piece
         while count(render_piece(LabelledText(piece.label, remaining))) > budget_tokens:
             # Leave room for the label line; cut at the token limit.
             head = truncate(remaining, max(1, budget_tokens - 16))
             if not head:
                 break
-            result.append(LabelledText(piece.label, head))
-            remaining = remaining[len(head):]
-        if remaining.strip():
-            result.append(LabelledText(piece.label, remaining))
+            result.append(LabelledText(piece.label, head, image))
+            remaining, image = remaining[len(head):], None
+        if remaining.strip() or image:
+            result.append(LabelledText(piece.label, remaining, image))
     return result
 
 
 def plan_windows(
-    pieces: Sequence[LabelledText], budget_tokens: int, count: TokenCounter, truncate: Truncator
+    pieces: Sequence[LabelledText],
+    budget_tokens: int,
+    count: TokenCounter,
+    truncate: Truncator,
+    image_tokens: int = 0,
+    max_images: int = 4,
 ) -> list[Window]:
-    """Group pieces in order into windows of at most ``budget_tokens`` tokens."""
+    """Group pieces in order into windows of at most ``budget_tokens`` tokens.
+
+    A piece's picture costs ``image_tokens`` (what the model's projector turns
+    one image into), and a window holds at most ``max_images`` pictures; pass
+    no pictures for a model that cannot see.
+    """
     if budget_tokens < 32:
         raise ValueError(f"a context budget of {budget_tokens} tokens is too small to use")
     windows: list[Window] = []
     labels: list[str] = []
     parts: list[str] = []
+    images: list[str] = []
     used = 0
-    for piece in split_oversized(pieces, budget_tokens, count, truncate):
+    for piece in split_oversized(pieces, budget_tokens - image_tokens, count, truncate):
         rendered = render_piece(piece)
-        cost = count(rendered)
-        if parts and used + cost > budget_tokens:
-            windows.append(Window(tuple(dict.fromkeys(labels)), "".join(parts)))
-            labels, parts, used = [], [], 0
+        cost = count(rendered) + (image_tokens if piece.image_path else 0)
+        window_full = len(images) >= max_images and piece.image_path is not None
+        if parts and (used + cost > budget_tokens or window_full):
+            windows.append(Window(tuple(dict.fromkeys(labels)), "".join(parts), tuple(images)))
+            labels, parts, images, used = [], [], [], 0
         labels.append(piece.label)
         parts.append(rendered)
+        if piece.image_path:
+            images.append(piece.image_path)
         used += cost
     if parts:
-        windows.append(Window(tuple(dict.fromkeys(labels)), "".join(parts)))
+        windows.append(Window(tuple(dict.fromkeys(labels)), "".join(parts), tuple(images)))
     return windows
 
 

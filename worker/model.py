@@ -11,6 +11,7 @@ This module knows nothing of the database or Celery.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -19,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +146,7 @@ class LocalModel:
                 )
         except (ValueError, RuntimeError) as exc:
             raise errors.ModelLoadError(f"could not load {model_path}: {exc}") from exc
+        supports_audio = self._open_projector(chat_handler, settings)
         self.info = ModelInfo(
             name=settings.name or model_path.name,
             path=str(model_path),
@@ -151,7 +154,7 @@ class LocalModel:
             mmproj_path=str(settings.mmproj_path) if settings.mmproj_path else None,
             n_ctx=self._llama.n_ctx(),
             supports_vision=chat_handler is not None,
-            supports_audio=False,
+            supports_audio=supports_audio,
         )
         logger.info(
             "loaded model %s (%s) in %.1fs, n_ctx=%d",
@@ -173,6 +176,27 @@ class LocalModel:
             raise errors.ModelLoadError(
                 f"the multimodal projector {settings.mmproj_path} could not be loaded: {exc}"
             ) from exc
+
+    def _open_projector(self, chat_handler: Any, settings: ModelSettings) -> bool:
+        """Load the projector now, not at the first image; return whether it hears audio.
+
+        llama-cpp-python opens the projector lazily, on the first chat call. A
+        worker must know at start what it can do (it records its modalities),
+        and a wrong projector file must fail the start, not the hundredth item.
+        """
+        if chat_handler is None:
+            return False
+        try:
+            with _quiet_native_output():
+                chat_handler._init_mtmd_context(self._llama)
+        except ValueError as exc:
+            raise errors.ModelLoadError(
+                f"the multimodal projector {settings.mmproj_path} could not be loaded: {exc}"
+            ) from exc
+        from llama_cpp import mtmd_cpp
+
+        # The chat handlers pass images only; audio would need the low-level API.
+        return bool(mtmd_cpp.mtmd_support_audio(chat_handler.mtmd_ctx))
 
     @property
     def sampling(self) -> dict[str, Any]:
@@ -208,20 +232,35 @@ class LocalModel:
             return text
         return self._llama.detokenize(tokens[:max_tokens]).decode("utf-8", errors="ignore")
 
+    @property
+    def image_tokens(self) -> int:
+        """Context one image takes; 0 when this model cannot see."""
+        return self._settings.image_tokens if self.info.supports_vision else 0
+
     def complete_json(
-        self, instructions: str, content: str, schema: dict[str, Any], max_tokens: int
+        self,
+        instructions: str,
+        content: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+        images: Sequence[str] = (),
     ) -> Completion:
         """Ask the model for JSON matching ``schema``; validate it.
 
         The instructions go first so consecutive calls of the same task share
-        a prompt prefix. Raises :class:`worker.errors.ModelOutputInvalidError`
-        when the output is cut short or does not parse.
+        a prompt prefix. ``images`` are PNG paths sent with the text; a model
+        without a vision projector raises
+        :class:`worker.errors.ModelCapabilityError` for them. Raises
+        :class:`worker.errors.ModelOutputInvalidError` when the output is cut
+        short or does not parse.
         """
+        if images and not self.info.supports_vision:
+            raise errors.ModelCapabilityError(
+                f"{len(images)} image(s) need a model that can see, and {self.info.name} "
+                "was loaded without a multimodal projector (set SIEVE_MODEL__MMPROJ_PATH)"
+            )
         grammar = self._grammar_for(schema)
-        messages = [
-            {"role": "system", "content": instructions},
-            {"role": "user", "content": content},
-        ]
+        messages = build_chat_messages(instructions, content, images)
         started = time.perf_counter()
         with self._lock:
             try:
@@ -272,6 +311,30 @@ class LocalModel:
     def close(self) -> None:
         """Free the model's memory now rather than at garbage collection."""
         self._llama.close()
+
+
+def build_chat_messages(
+    instructions: str, content: str, images: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The chat messages for one call: instructions, then the content and its pictures.
+
+    Pictures go in as base64 ``data:`` URLs, the form llama-cpp-python's
+    multimodal chat handlers (``MTMDChatHandler``, ``Gemma4ChatHandler``) read;
+    a file path or remote URL would make the handler open it itself.
+    """
+    if not images:
+        return [
+            {"role": "system", "content": instructions},
+            {"role": "user", "content": content},
+        ]
+    parts: list[dict[str, Any]] = [{"type": "text", "text": content}]
+    for image in images:
+        encoded = base64.b64encode(Path(image).read_bytes()).decode("ascii")
+        parts.append({"type": "image_url", "image_url": {"url": f"data:image/png;base64,{encoded}"}})
+    return [
+        {"role": "system", "content": instructions},
+        {"role": "user", "content": parts},
+    ]
 
 
 @contextlib.contextmanager

@@ -64,9 +64,10 @@ def _record_worker_start(context: PipelineContext) -> None:
                     "model_sha256": info.sha256,
                     "mmproj": info.mmproj_path,
                     "n_ctx": info.n_ctx,
-                    "modalities": ["text"]
-                    + (["image"] if info.supports_vision else [])
-                    + (["audio"] if info.supports_audio else []),
+                    # What items can be given to it; audio goes in as transcripts,
+                    # the chat handlers pass no audio even where the projector could.
+                    "modalities": ["text"] + (["image"] if info.supports_vision else []),
+                    "projector_hears_audio": info.supports_audio,
                 },
             ),
         )

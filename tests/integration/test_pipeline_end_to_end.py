@@ -79,7 +79,7 @@ def test_every_input_file_gets_one_row_with_the_expected_state(completed_job: di
         "memo-copy.pdf": ("done", None),
         "mixed.pdf": ("done", None),
         "annual-report.pdf": ("done", None),
-        "scan.pdf": ("unsupported", "no_content"),
+        "scan.pdf": ("unsupported", "model_capability"),
         "corrupt.pdf": ("failed", "corrupt_file"),
         "locked.pdf": ("failed", "encrypted"),
         "empty.pdf": ("failed", "empty_file"),
@@ -218,7 +218,7 @@ def test_status_shows_counts_and_failures_grouped_by_code(
     shown = run_sieve(["status", str(completed_job["job_id"])], sieve_env)
     assert shown.returncode == 1  # finished, with failures
     for text in ("done: 3", "failed: 3", "unsupported: 2", "corrupt_file", "encrypted",
-                 "empty_file", "unsupported_type", "no_content", "Matter 123 vol 1"):
+                 "empty_file", "unsupported_type", "model_capability", "Matter 123 vol 1"):
         assert text in shown.stdout, shown.stdout
 
 

@@ -93,4 +93,4 @@ def test_db_upgrade_and_current_report_the_newest_revision(tmp_path: Path) -> No
     data = tmp_path / "data"
     assert sieve(["db", "current"], data).stdout.strip() == "empty"
     assert sieve(["db", "upgrade"], data).returncode == 0
-    assert sieve(["db", "current"], data).stdout.strip() == "0002"
+    assert sieve(["db", "current"], data).stdout.strip() == "0003"

@@ -140,7 +140,7 @@ class _TakeOverDuringCall:
     def __init__(self, model: LocalModel, factory: sessionmaker[Session], item_run_id: int) -> None:
         self._model, self._factory, self._item_run_id = model, factory, item_run_id
         self.info, self.sampling, self.seed = model.info, model.sampling, model.seed
-        self.context_tokens = model.context_tokens
+        self.context_tokens, self.image_tokens = model.context_tokens, model.image_tokens
         self.count_tokens, self.truncate_to_tokens = model.count_tokens, model.truncate_to_tokens
 
     def complete_json(self, *args: Any, **kwargs: Any) -> Completion:

@@ -168,3 +168,45 @@ def test_partial_answers_can_be_windowed_for_a_reduce_round() -> None:
 
     assert {label for window in reduce_windows for label in window.labels} == {w.span for w in windows}
     assert all(count_words(window.text) <= 80 for window in reduce_windows)
+
+
+def _words(count: int) -> str:
+    return " ".join(f"w{index}" for index in range(count))
+
+
+def _count_words(text: str) -> int:
+    return len(text.split())
+
+
+def _cut_words(text: str, limit: int) -> str:
+    return " ".join(text.split()[:limit])
+
+
+def test_pictures_travel_with_their_pieces_and_cost_image_tokens() -> None:
+    pieces = [
+        LabelledText("frame 1", "door opens", "/a/frame-1.png"),
+        LabelledText("00:00:01–00:00:04", "hello there"),
+        LabelledText("frame 2", "", "/a/frame-2.png"),
+    ]
+    (window,) = plan_windows(pieces, 200, _count_words, _cut_words, image_tokens=50)
+    assert window.images == ("/a/frame-1.png", "/a/frame-2.png")
+    assert window.labels == ("frame 1", "00:00:01–00:00:04", "frame 2")
+    windows = plan_windows(pieces, 60, _count_words, _cut_words, image_tokens=50)
+    # 6 words + 50 for frame 1; the 5-word chunk would overflow, so it opens
+    # the second window, where frame 2 (4 words + 50) still fits.
+    assert [w.images for w in windows] == [("/a/frame-1.png",), ("/a/frame-2.png",)]
+    assert [w.labels for w in windows] == [("frame 1",), ("00:00:01–00:00:04", "frame 2")]
+
+
+def test_a_window_holds_at_most_max_images_pictures() -> None:
+    pieces = [LabelledText(f"frame {n}", "", f"/a/{n}.png") for n in range(7)]
+    windows = plan_windows(pieces, 10_000, _count_words, _cut_words, image_tokens=10, max_images=3)
+    assert [len(w.images) for w in windows] == [3, 3, 1]
+
+
+def test_a_split_piece_keeps_its_picture_on_the_first_part_only() -> None:
+    pieces = [LabelledText("page 1", _words(300), "/a/page-1.png")]
+    windows = plan_windows(pieces, 120, _count_words, _cut_words, image_tokens=20)
+    assert len(windows) >= 3
+    assert windows[0].images == ("/a/page-1.png",)
+    assert all(w.images == () for w in windows[1:])
