@@ -60,6 +60,16 @@ def submitter_identity() -> str:
         return f"uid:{os.getuid()}"
 
 
+def recorded_path(path: Path) -> str:
+    """``path`` as text the database can hold, whatever bytes the file system gave.
+
+    A name that is not valid UTF-8 (old Windows tools, Latin-1 archives) decodes
+    with surrogate escapes, which no database will store; its undecodable bytes
+    are recorded as ``\\xNN`` instead, so the row still names the file exactly.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def walk_inputs(paths: Sequence[Path]) -> Iterator[Path]:
     """Every regular file under ``paths``, in a stable order.
 
@@ -121,7 +131,7 @@ def record_submission(
             name=name,
             submitted_by=user,
             submitted_host=host,
-            input_roots=[str(root.resolve()) for root in roots],
+            input_roots=[recorded_path(root.resolve()) for root in roots],
             file_count=len(files),
         )
         session.add(job)
@@ -148,7 +158,7 @@ def record_submission(
             if item is None:
                 item = Item(
                     job_id=job.id,
-                    path=str(ingested.path),
+                    path=recorded_path(ingested.path),
                     size_bytes=ingested.stored.size_bytes,
                     sha256=ingested.stored.sha256,
                     md5=ingested.stored.md5,
@@ -160,7 +170,7 @@ def record_submission(
         session.add_all(items_by_hash.values())
         session.flush()
         session.add_all(
-            ItemSource(job_id=job.id, item_id=item.id, path=str(ingested.path))
+            ItemSource(job_id=job.id, item_id=item.id, path=recorded_path(ingested.path))
             for item, ingested in sources
         )
         item_runs = [
@@ -172,7 +182,9 @@ def record_submission(
         session.flush()
         audit.append_events(session, _submission_events(job, run, sources, user, host, task))
         duplicate_paths = [
-            str(ingested.path) for item, ingested in sources if item.path != str(ingested.path)
+            recorded_path(ingested.path)
+            for item, ingested in sources
+            if item.path != recorded_path(ingested.path)
         ]
         return Submission(
             job_id=job.id,
@@ -224,11 +236,11 @@ def _submission_events(
                 item.id,
                 item.sha256,
                 {
-                    "path": str(ingested.path),
+                    "path": recorded_path(ingested.path),
                     "md5": item.md5,
                     "size_bytes": item.size_bytes,
                     "media_type": item.media_type,
-                    "duplicate": item.path != str(ingested.path),
+                    "duplicate": item.path != recorded_path(ingested.path),
                 },
             )
         )
@@ -249,7 +261,7 @@ def submit(
     files = ingest_files(paths, settings, progress)
     if not files:
         raise errors.ConfigurationError("no files found under the given paths")
-    job_name = name or ", ".join(str(path) for path in paths)
+    job_name = name or ", ".join(recorded_path(path) for path in paths)
     return record_submission(
         session_factory,
         settings,

@@ -59,13 +59,29 @@ _SIGNATURES: tuple[_Signature, ...] = (
     _Signature(0, b"OggS", "audio/ogg"),
     _Signature(0, b"fLaC", "audio/flac"),
     _Signature(0, b"ID3", "audio/mpeg"),
+    _Signature(0, b"FLV\x01", "video/x-flv"),
+    # The ASF header object's GUID: Windows Media video and audio.
+    _Signature(0, bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"), "video/x-ms-asf"),
+    _Signature(0, b"\x00\x00\x01\xba", "video/mpeg"),  # an MPEG program stream pack header
 )
 
 # RIFF is a container: the form type at offset 8 says what it holds.
 _RIFF_FORMS: dict[bytes, str] = {
     b"WEBP": "image/webp",
     b"WAVE": "audio/wav",
+    b"AVI ": "video/x-msvideo",
 }
+
+# IFF, RIFF's big-endian ancestor, is laid out the same way; Apple's AIFF uses it.
+_IFF_FORMS: dict[bytes, str] = {
+    b"AIFF": "audio/x-aiff",
+    b"AIFC": "audio/x-aiff",
+}
+
+# An MPEG transport stream is 188-byte packets, each starting with the sync
+# byte 0x47; one 0x47 is common in any file, several at that spacing are not.
+_TS_PACKET_BYTES = 188
+_TS_PACKETS_CHECKED = 4
 
 # ISO base media files ("ftyp" box at offset 4) share one layout; the major
 # brand after it tells a QuickTime movie or an audio-only file from an MP4.
@@ -105,6 +121,8 @@ def _media_type_of_head(head: bytes, *, whole_file: bool) -> str:
             return signature.media_type
     if head[:4] == b"RIFF" and head[8:12] in _RIFF_FORMS:
         return _RIFF_FORMS[head[8:12]]
+    if head[:4] == b"FORM" and head[8:12] in _IFF_FORMS:
+        return _IFF_FORMS[head[8:12]]
     if head[4:8] == b"ftyp":
         return _FTYP_BRANDS.get(head[8:12], _FTYP_DEFAULT)
     if head[:4] == _EBML_MAGIC:
@@ -116,6 +134,8 @@ def _media_type_of_head(head: bytes, *, whole_file: bool) -> str:
         return "audio/mpeg"
     if _is_utf8_text(head, whole_file=whole_file):
         return PLAIN_TEXT
+    if _is_mpeg_transport_stream(head):
+        return "video/mp2t"
     return UNKNOWN
 
 
@@ -130,6 +150,13 @@ def _is_mpeg_audio_frame(head: bytes) -> bool:
     version_bits = (head[1] >> 3) & 0b11
     layer_bits = (head[1] >> 1) & 0b11
     return version_bits != 0b01 and layer_bits != 0b00
+
+
+def _is_mpeg_transport_stream(head: bytes) -> bool:
+    """The first few 188-byte packets all start with the sync byte 0x47."""
+    if len(head) < _TS_PACKET_BYTES * _TS_PACKETS_CHECKED:
+        return False
+    return all(head[packet * _TS_PACKET_BYTES] == 0x47 for packet in range(_TS_PACKETS_CHECKED))
 
 
 def _is_utf8_text(head: bytes, *, whole_file: bool) -> bool:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests import pdfgen
+from tests import mediagen, pdfgen
 from worker import errors
 from worker.media_types import detect_media_type
 
@@ -131,6 +132,14 @@ def test_unrecognised_binary_is_octet_stream(tmp_path: Path) -> None:
         pytest.param(b"\xff\xfb\x90\x64\x00\x00\x00\x00", "audio/mpeg", id="mp3-frame-sync"),
         pytest.param(b"OggS\x00\x02\x00\x00\x00\x00", "audio/ogg", id="ogg"),
         pytest.param(b"fLaC\x00\x00\x00\x22", "audio/flac", id="flac"),
+        pytest.param(b"RIFF\x24\x08\x00\x00AVI LIST", "video/x-msvideo", id="avi"),
+        pytest.param(b"FLV\x01\x05\x00\x00\x00\x09", "video/x-flv", id="flv"),
+        pytest.param(
+            bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"), "video/x-ms-asf", id="asf-wmv"
+        ),
+        pytest.param(b"\x00\x00\x01\xba\x44\x00\x04\x00", "video/mpeg", id="mpeg-ps"),
+        pytest.param(b"FORM\x00\x00\x10\x00AIFFCOMM", "audio/x-aiff", id="aiff"),
+        pytest.param(b"FORM\x00\x00\x10\x00AIFCFVER", "audio/x-aiff", id="aifc"),
     ],
 )
 def test_known_signatures_map_to_their_standard_media_type(
@@ -157,3 +166,54 @@ def test_a_zip_holding_a_stored_pdf_is_a_zip_not_a_pdf(tmp_path: Path) -> None:
     assert b"%PDF-" in source.read_bytes()[:1024]  # the trap this test is about
 
     assert detect_media_type(source) == "application/zip"
+
+
+def test_an_mpeg_transport_stream_is_recognised_by_its_packet_sync_bytes(tmp_path: Path) -> None:
+    packet = b"\x47\x40\x00\x10" + b"\x00\xff" * 92  # 188 bytes
+    source = write(tmp_path, "broadcast", packet * 8)
+
+    assert detect_media_type(source) == "video/mp2t"
+
+
+def test_one_sync_byte_without_the_packet_spacing_is_not_a_transport_stream(
+    tmp_path: Path,
+) -> None:
+    source = write(tmp_path, "blob", b"\x47" + b"\x00\xff" * 500)
+
+    assert detect_media_type(source) == "application/octet-stream"
+
+
+def test_text_that_starts_with_a_g_is_text_not_a_transport_stream(tmp_path: Path) -> None:
+    line = "G" + "x" * 186 + "\n"  # a "G" every 188 bytes, like the TS sync byte
+    source = write(tmp_path, "notes", (line * 8).encode())
+
+    assert detect_media_type(source) == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "expected"),
+    [
+        pytest.param("clip.mp4", mediagen.make_mp4_without_streams, "video/mp4", id="mp4"),
+        pytest.param("speech.mp3", mediagen.make_speech_audio, "audio/mpeg", id="mp3"),
+        pytest.param("speech.ogg", mediagen.make_speech_audio, "audio/ogg", id="ogg"),
+        pytest.param("speech.wav", mediagen.make_speech_audio, "audio/wav", id="wav"),
+        pytest.param("speech.aiff", mediagen.make_speech_audio, "audio/x-aiff", id="aiff"),
+        pytest.param("page.tif", mediagen.make_text_image, "image/tiff", id="tiff"),
+        pytest.param("page.webp", mediagen.make_text_image, "image/webp", id="webp"),
+    ],
+)
+def test_files_written_by_real_encoders_are_detected_without_their_names(
+    tmp_path: Path, name: str, make: Callable[[Path], Path], expected: str
+) -> None:
+    made = make(tmp_path / name)
+    source = write(tmp_path, "0f3a9c", made.read_bytes())  # as the content store names it
+
+    assert detect_media_type(source) == expected
+
+
+def test_an_avi_written_by_ffmpeg_is_video_x_msvideo(tmp_path: Path) -> None:
+    clip = mediagen.make_video_with_cuts(
+        tmp_path / "clip.avi", mediagen.CUT_SCENES[:1], sentences=None
+    )
+
+    assert detect_media_type(clip) == "video/x-msvideo"

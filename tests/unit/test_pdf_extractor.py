@@ -8,7 +8,7 @@ from typing import Any
 import pymupdf
 import pytest
 
-from jobs.settings import LimitSettings
+from jobs.settings import LimitSettings, MediaSettings
 from tests import pdfgen
 from worker import errors
 from worker.extractors import pdf as pdf_module
@@ -137,7 +137,7 @@ def test_every_page_of_a_long_document_is_extracted_and_cites_its_own_number(
 # --- pages without a text layer ------------------------------------------------
 
 
-def test_an_image_only_page_is_rendered_to_png_and_flagged_for_ocr(
+def test_an_image_only_page_is_rendered_to_png_flagged_for_ocr_and_read_by_ocr(
     tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
 ) -> None:
     source = pdfgen.make_image_only_pdf(tmp_path / "scan.pdf")
@@ -145,8 +145,8 @@ def test_an_image_only_page_is_rendered_to_png_and_flagged_for_ocr(
     extraction = PdfExtractor().extract(source, artifacts_dir, limits)
 
     (segment,) = extraction.segments
-    assert segment.needs_ocr is True
-    assert segment.text.strip() == ""
+    assert segment.needs_ocr is True  # still offered to a vision model
+    assert segment.text.strip() == "SCANNED PAGE"
     assert segment.artifact_path == "page-00001.png"
     rendered = artifacts_dir / segment.artifact_path
     assert rendered.read_bytes()[:8] == PNG_MAGIC
@@ -158,6 +158,52 @@ def test_an_image_only_page_is_rendered_to_png_and_flagged_for_ocr(
     assert extraction.metadata["pages_needing_ocr"] == 1
 
 
+def test_ocr_reads_the_scanned_receipt_and_records_engine_and_confidence(
+    tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
+) -> None:
+    source = pdfgen.make_mixed_pdf(tmp_path / "mixed.pdf")
+
+    extraction = PdfExtractor().extract(source, artifacts_dir, limits)
+
+    scanned = extraction.segments[2]
+    assert "RECEIPT OF GOODS" in scanned.text
+    assert "INV-2024-0412" in scanned.text
+    assert "Ashgrove Office Supplies" in " ".join(scanned.text.split())
+    assert scanned.needs_ocr is True
+    assert scanned.attributes["ocr"]["engine"].startswith("tesseract ")
+    assert 0.8 <= scanned.attributes["ocr"]["confidence"] <= 1.0
+    # Pages with a text layer are not OCR'd.
+    assert "ocr" not in extraction.segments[0].attributes
+
+
+def test_with_ocr_off_a_scanned_page_keeps_its_empty_text_layer(
+    tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
+) -> None:
+    source = pdfgen.make_image_only_pdf(tmp_path / "scan.pdf")
+
+    extraction = PdfExtractor().extract(
+        source, artifacts_dir, limits, MediaSettings(ocr_enabled=False)
+    )
+
+    (segment,) = extraction.segments
+    assert segment.text.strip() == ""
+    assert segment.needs_ocr is True
+    assert "ocr" not in segment.attributes
+
+
+def test_a_missing_tesseract_is_a_configuration_error_not_a_bad_file(
+    tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
+) -> None:
+    source = pdfgen.make_image_only_pdf(tmp_path / "scan.pdf")
+
+    with pytest.raises(errors.ConfigurationError) as raised:
+        PdfExtractor().extract(
+            source, artifacts_dir, limits, MediaSettings(tesseract_path="/nonexistent/tesseract")
+        )
+
+    assert "tesseract" in raised.value.message
+
+
 def test_pages_are_rendered_at_the_configured_resolution(
     tmp_path: Path, artifacts_dir: Path
 ) -> None:
@@ -166,7 +212,9 @@ def test_pages_are_rendered_at_the_configured_resolution(
     extraction = PdfExtractor().extract(source, artifacts_dir, LimitSettings(render_dpi=72))
 
     # At 72 dpi one pixel is one point: A4 is 595 x 842 points.
-    assert extraction.segments[0].attributes == {"width": 595, "height": 842}
+    attributes = extraction.segments[0].attributes
+    assert (attributes["width"], attributes["height"]) == (595, 842)
+    assert "dpi" not in attributes  # only recorded when it differs from the setting
 
 
 def test_only_the_scanned_page_of_a_mixed_document_is_rendered(

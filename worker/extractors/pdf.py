@@ -1,9 +1,10 @@
 """PDF pages: the text layer of each page, and a rendering of pages that lack one.
 
 A page whose text layer is (nearly) empty is most likely a scan: it is rendered
-to a PNG so OCR or a vision model can read it later, and flagged
-``needs_ocr``. PyMuPDF and MuPDF errors are mapped to Sieve's error tree here
-and nowhere else; anything else that goes wrong is a bug and propagates as is.
+to a PNG, read by OCR (Tesseract), and flagged ``needs_ocr`` so a vision model
+can look at the picture too. PyMuPDF and MuPDF errors are mapped to Sieve's
+error tree here and nowhere else; anything else that goes wrong is a bug and
+propagates as is.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pymupdf
 
 from jobs.settings import LimitSettings, MediaSettings
-from worker import errors
+from worker import errors, ocr
 from worker.extractors import registry
 from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
 
@@ -31,6 +32,10 @@ MEDIA_TYPE = "application/pdf"
 # EmptyFileError derive from RuntimeError, and errors from inside MuPDF (a
 # broken content stream, say) surface as MuPDF's FzErrorBase subclasses.
 _MUPDF_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, pymupdf.mupdf.FzErrorBase)
+
+# Per page, PyMuPDF also raises ValueError("page not in document") for pages a
+# page tree declares (/Count) but does not hold.
+_PAGE_ERRORS: tuple[type[BaseException], ...] = (*_MUPDF_ERRORS, ValueError)
 
 # A page can declare any size: a 200-inch poster at 150 dpi would be a 1 GB
 # pixmap. Above this many pixels the page is rendered at a lower resolution.
@@ -82,7 +87,9 @@ class PdfExtractor(Extractor):
         Pages with fewer than ``limits.min_text_chars_per_page`` characters of
         text are rendered at ``limits.render_dpi`` to
         ``artifacts_dir/page-NNNNN.png`` (the directory is created when needed)
-        and flagged ``needs_ocr``. A page that cannot be read carries the
+        and flagged ``needs_ocr``; unless ``media.ocr_enabled`` is off, their
+        ``text`` is what OCR read and ``attributes["ocr"]`` records the engine
+        and the mean word confidence (0-1). A page that cannot be read carries the
         reason in ``attributes["error"]``; the other pages are still returned.
 
         Raises :class:`~worker.errors.CorruptFileError` when the file cannot be
@@ -95,7 +102,8 @@ class PdfExtractor(Extractor):
         try:
             page_count = _checked_page_count(document, source, limits)
             segments = [
-                _extract_page(document, index, artifacts_dir, limits) for index in range(page_count)
+                _extract_page(document, index, artifacts_dir, limits, media)
+                for index in range(page_count)
             ]
             if all("error" in segment.attributes for segment in segments):
                 raise errors.CorruptFileError(
@@ -153,16 +161,35 @@ def _mupdf_errors_as_corrupt(what: str) -> Iterator[None]:
         raise errors.CorruptFileError(f"{what}: {exc}") from exc
 
 
+def _raise_if_out_of_memory(exc: BaseException) -> None:
+    """MuPDF reports a failed allocation as an ordinary error: it is not a damaged page."""
+    message = str(exc).lower()
+    if "out of memory" in message or "malloc" in message:
+        raise errors.ExtractionOutOfMemoryError(
+            "MuPDF ran out of memory reading this file (the extraction memory limit)"
+        ) from exc
+
+
 def _extract_page(
-    document: pymupdf.Document, index: int, artifacts_dir: Path, limits: LimitSettings
+    document: pymupdf.Document,
+    index: int,
+    artifacts_dir: Path,
+    limits: LimitSettings,
+    media: MediaSettings,
 ) -> Segment:
-    """The segment for page ``index``; a MuPDF error is recorded on it, not raised."""
+    """The segment for page ``index``; a MuPDF error is recorded on it, not raised.
+
+    A page without enough text is rendered and read by OCR; what OCR reads
+    replaces the page's scrap of text layer (it sees that text too), and the
+    page stays flagged ``needs_ocr`` so a vision model can still be asked.
+    """
     label = f"page {index + 1}"
     try:
         page = document.load_page(index)
         # Postgres text columns reject NUL, and a text layer can contain them.
         text = page.get_text("text").replace("\x00", "")
-    except _MUPDF_ERRORS as exc:
+    except _PAGE_ERRORS as exc:
+        _raise_if_out_of_memory(exc)
         logger.warning("cannot read the text of %s: %s", label, exc)
         return Segment(
             kind=SegmentKind.page,
@@ -177,6 +204,7 @@ def _extract_page(
     try:
         attributes = _render_page(page, artifacts_dir / artifact_name, limits.render_dpi)
     except _MUPDF_ERRORS as exc:
+        _raise_if_out_of_memory(exc)
         logger.warning("cannot render %s: %s", label, exc)
         return Segment(
             kind=SegmentKind.page,
@@ -186,14 +214,19 @@ def _extract_page(
             needs_ocr=True,
             attributes={"error": f"cannot render {label}: {exc}"},
         )
+    ocr_text, ocr_attributes = ocr.segment_text(
+        (artifacts_dir / artifact_name).read_bytes(),
+        media,
+        dpi=attributes.get("dpi", limits.render_dpi),
+    )
     return Segment(
         kind=SegmentKind.page,
         index=index,
         label=label,
-        text=text,
+        text=ocr_text if ocr_text.strip() else text,
         artifact_path=artifact_name,
         needs_ocr=True,
-        attributes=attributes,
+        attributes=attributes | ocr_attributes,
     )
 
 

@@ -1,0 +1,158 @@
+"""Text in pictures, read by Tesseract.
+
+Tesseract runs as a subprocess (an argument list, never a shell) with a
+wall-clock timeout. The image goes in on stdin: Tesseract treats some input
+names specially (a ``.txt`` file is read as a list of images), and stdin leaves
+no name to misread. Output is Tesseract's TSV, which gives every word with its
+confidence, so a caller learns how far to trust the text as well as the text.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.settings import MediaSettings
+from worker import errors
+
+logger = logging.getLogger(__name__)
+
+# Tesseract's TSV: one row per page, block, paragraph, line and word; level 5 is a word.
+_WORD_LEVEL = "5"
+
+# Tesseract starts one OpenMP thread per core for each page; in a worker that
+# already uses every core that only adds contention, so it gets one. Nothing
+# else is inherited: no proxy variables, no Sieve secrets.
+_TESSERACT_ENVIRONMENT = {"OMP_THREAD_LIMIT": "1", "LC_ALL": "C"}
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    """The text Tesseract read and how sure it was."""
+
+    text: str  # lines joined by newlines, paragraphs by a blank line
+    confidence: float | None  # mean word confidence, 0-1; None when no word was found
+    engine: str  # "tesseract 5.3.0": recorded with the text for provenance
+    word_count: int
+
+    def as_attributes(self) -> dict[str, object]:
+        """What a segment records in ``attributes["ocr"]``."""
+        return {
+            "engine": self.engine,
+            "confidence": None if self.confidence is None else round(self.confidence, 3),
+        }
+
+
+def read_text(image: bytes, media: MediaSettings, *, dpi: int | None = None) -> OcrResult:
+    """OCR an encoded image (PNG, JPEG, TIFF, ...) in ``media.ocr_languages``.
+
+    ``dpi`` is the image's resolution when known (a rendered page); without it
+    Tesseract guesses from the glyph sizes. Raises
+    :class:`~worker.errors.ToolTimeoutError` after ``media.tool_timeout_s``,
+    :class:`~worker.errors.ToolError` when Tesseract fails and
+    :class:`~worker.errors.ConfigurationError` when it is not installed.
+    """
+    args = [_tesseract(media), "stdin", "stdout", "-l", media.ocr_languages]
+    if media.tessdata_dir is not None:
+        args += ["--tessdata-dir", str(media.tessdata_dir)]
+    if dpi is not None:
+        args += ["--dpi", str(dpi)]
+    args.append("tsv")
+    completed = _run(args, media.tool_timeout_s, stdin=image)
+    if completed.returncode != 0:
+        detail = completed.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        raise errors.ToolError(f"tesseract failed (exit {completed.returncode}): {detail[0]}")
+    return _parse_tsv(completed.stdout.decode("utf-8", "replace"), tesseract_version(media))
+
+
+def segment_text(
+    image: bytes, media: MediaSettings, *, dpi: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """OCR for a segment: its ``text`` and the ``attributes`` entry recording how it was read.
+
+    Returns ``("", {})`` when OCR is off. Text whose mean word confidence is
+    under ``media.ocr_min_confidence`` is what Tesseract makes of a photo or a
+    scan of nothing; it is dropped, and ``attributes["ocr"]`` still records
+    the engine and the confidence, so the decision can be checked.
+    """
+    if not media.ocr_enabled:
+        return "", {}
+    result = read_text(image, media, dpi=dpi)
+    trusted = result.confidence is not None and result.confidence >= media.ocr_min_confidence
+    return (result.text if trusted else ""), {"ocr": result.as_attributes()}
+
+
+def tesseract_version(media: MediaSettings) -> str:
+    """``"tesseract 5.3.0"``: the first line of ``tesseract --version``, asked once per path."""
+    return _version_of(_tesseract(media), media.tool_timeout_s)
+
+
+@functools.lru_cache(maxsize=4)
+def _version_of(executable: str, timeout_s: float) -> str:
+    """The cached version line of the Tesseract at ``executable``."""
+    completed = _run([executable, "--version"], timeout_s, stdin=b"")
+    lines = completed.stdout.decode("utf-8", "replace").splitlines()
+    # Tesseract 4 printed its version on stderr.
+    lines += completed.stderr.decode("utf-8", "replace").splitlines()
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if completed.returncode != 0 or not first.startswith("tesseract"):
+        raise errors.ToolError(f"cannot tell the version of {executable}: {first or 'no output'}")
+    return first
+
+
+def _parse_tsv(tsv: str, engine: str) -> OcrResult:
+    """Words grouped back into lines and paragraphs, and their mean confidence.
+
+    Tesseract gives ``conf`` -1 to rows that are not words; those, and words
+    that are only whitespace, are skipped.
+    """
+    paragraphs: dict[tuple[str, str, str], dict[str, list[str]]] = {}
+    confidences: list[float] = []
+    for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
+        word = (row.get("text") or "").strip()
+        if row.get("level") != _WORD_LEVEL or not word:
+            continue
+        confidence = float(row.get("conf") or -1)
+        if confidence < 0:
+            continue
+        paragraph_key = (row["page_num"], row["block_num"], row["par_num"])
+        paragraphs.setdefault(paragraph_key, {}).setdefault(row["line_num"], []).append(word)
+        confidences.append(confidence / 100)
+    text = "\n\n".join(
+        "\n".join(" ".join(words) for words in lines.values()) for lines in paragraphs.values()
+    )
+    mean = sum(confidences) / len(confidences) if confidences else None
+    return OcrResult(text=text, confidence=mean, engine=engine, word_count=len(confidences))
+
+
+def _tesseract(media: MediaSettings) -> str:
+    """The Tesseract executable; ConfigurationError when it is not installed."""
+    resolved = shutil.which(media.tesseract_path)
+    if resolved is None:
+        raise errors.ConfigurationError(
+            f"tesseract not found at {media.tesseract_path!r}; "
+            "install tesseract-ocr or set SIEVE_MEDIA__TESSERACT_PATH"
+        )
+    return resolved
+
+
+def _run(args: list[str], timeout_s: float, *, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+    """Run ``args``; ToolTimeoutError (the process killed) when it overruns."""
+    logger.debug("running %s", args)
+    try:
+        return subprocess.run(
+            args,
+            input=stdin,
+            capture_output=True,
+            env=_TESSERACT_ENVIRONMENT,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise errors.ToolTimeoutError(f"tesseract did not finish within {timeout_s:g} s") from exc
