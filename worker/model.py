@@ -168,10 +168,9 @@ class LocalModel:
     def _make_chat_handler(settings: ModelSettings) -> Any:
         if settings.mmproj_path is None:
             return None
-        from llama_cpp.llama_chat_format import MTMDChatHandler
-
+        handler_class = chat_handler_class(resolve_model_path(settings))
         try:
-            return MTMDChatHandler(clip_model_path=str(settings.mmproj_path), verbose=False)
+            return handler_class(clip_model_path=str(settings.mmproj_path), verbose=False)
         except ValueError as exc:
             raise errors.ModelLoadError(
                 f"the multimodal projector {settings.mmproj_path} could not be loaded: {exc}"
@@ -311,6 +310,20 @@ class LocalModel:
     def close(self) -> None:
         """Free the model's memory now rather than at garbage collection."""
         self._llama.close()
+
+
+def chat_handler_class(model_path: Path) -> Any:
+    """The multimodal chat handler for a model file: Gemma 4's own, or the generic one.
+
+    ``MTMDChatHandler`` uses the chat template inside the GGUF; Gemma 4's handler
+    is a thin subclass that knows its image markers.
+    """
+    from llama_cpp import llama_chat_format
+
+    name = model_path.name.lower().replace("_", "-")
+    if "gemma-4" in name or "gemma4" in name:
+        return llama_chat_format.Gemma4ChatHandler
+    return llama_chat_format.MTMDChatHandler
 
 
 def build_chat_messages(

@@ -79,7 +79,7 @@ def test_every_input_file_gets_one_row_with_the_expected_state(completed_job: di
         "memo-copy.pdf": ("done", None),
         "mixed.pdf": ("done", None),
         "annual-report.pdf": ("done", None),
-        "scan.pdf": ("unsupported", "model_capability"),
+        "scan.pdf": ("done", None),
         "corrupt.pdf": ("failed", "corrupt_file"),
         "locked.pdf": ("failed", "encrypted"),
         "empty.pdf": ("failed", "empty_file"),
@@ -122,7 +122,7 @@ def test_results_are_schema_valid_json_with_full_provenance(
     run = session.get(Run, completed_job["run"].id)
     assert run is not None and run.prompt_hash == task.prompt_hash
     results = session.scalars(select(Result).where(Result.run_id == run.id)).all()
-    assert len(results) == 3  # memo (one result for it and its copy), mixed, annual report
+    assert len(results) == 4  # memo (one result for it and its copy), mixed, scan, annual report
     for result in results:
         item = session.get(Item, result.item_id)
         assert item is not None
@@ -155,13 +155,17 @@ def test_a_document_longer_than_the_context_is_mapped_and_reduced_citing_pages(
     assert row["provenance"]["model_calls"] > len(partials)  # map calls plus reduce
 
 
-def test_pages_without_text_are_rendered_and_flagged_for_ocr(
+def test_pages_without_text_are_rendered_read_by_ocr_and_the_result_says_so(
     completed_job: dict[str, Any], db_session: Session, sieve_env: dict[str, str]
 ) -> None:
     rows = completed_job["rows"]
-    assert "OCR" in rows["scan.pdf"]["error_message"]
+    scan_inputs = rows["scan.pdf"]["provenance"]["inputs"]
+    assert scan_inputs["modalities"] == ["text"] and scan_inputs["pictures_available"] == 1
+    assert "cannot see" in scan_inputs["note"]
+    scan_segment = db_session.get(Item, rows["scan.pdf"]["item_id"]).segments[0]  # type: ignore[union-attr]
+    assert "SCANNED PAGE" in scan_segment.text and scan_segment.attributes["ocr"]["engine"]
     mixed = rows["mixed.pdf"]
-    assert mixed["citations"] == ["page 1", "page 2"]  # the scanned page 3 has no text yet
+    assert mixed["citations"] == ["page 1", "page 2", "page 3"]  # page 3 through OCR
     session = db_session
     item = session.get(Item, mixed["item_id"])
     assert item is not None
@@ -185,7 +189,7 @@ def test_every_state_change_and_result_is_in_an_intact_audit_chain(
     assert actions[:2] == ["job.created", "run.created"]
     assert actions[-1] == "run.completed"
     assert actions.count("item.ingested") == 9  # every path, duplicates included
-    assert actions.count("result.stored") == 3
+    assert actions.count("result.stored") == 4
     item_runs = session.scalars(
         select(ItemRun).where(ItemRun.run_id == completed_job["run"].id)
     ).all()
@@ -217,8 +221,8 @@ def test_status_shows_counts_and_failures_grouped_by_code(
 ) -> None:
     shown = run_sieve(["status", str(completed_job["job_id"])], sieve_env)
     assert shown.returncode == 1  # finished, with failures
-    for text in ("done: 3", "failed: 3", "unsupported: 2", "corrupt_file", "encrypted",
-                 "empty_file", "unsupported_type", "model_capability", "Matter 123 vol 1"):
+    for text in ("done: 4", "failed: 3", "unsupported: 1", "corrupt_file", "encrypted",
+                 "empty_file", "unsupported_type", "Matter 123 vol 1"):
         assert text in shown.stdout, shown.stdout
 
 

@@ -64,3 +64,12 @@ def test_a_text_only_gguf_given_as_projector_fails_to_load_clearly(
 
     with pytest.raises(errors.ModelLoadError, match="multimodal projector"):
         LocalModel(ModelSettings(mmproj_path=Path(small_model.info.path)))
+
+
+def test_gemma_4_files_get_gemma_4s_chat_handler_and_others_the_generic_one() -> None:
+    from llama_cpp import llama_chat_format
+
+    from worker.model import chat_handler_class
+
+    assert chat_handler_class(Path("gemma-4-12b-it-Q4_K_M.gguf")) is llama_chat_format.Gemma4ChatHandler
+    assert chat_handler_class(Path("gemma-3-4b-it-q4_k_m.gguf")) is llama_chat_format.MTMDChatHandler

@@ -235,15 +235,18 @@ def _keep_if_distinct(
         "width": size[0],
         "height": size[1],
     }
+    label = audio.clock_label(frame.pts_seconds)
     if stream.frames_per_second:
         # Estimated from the average rate: exact for constant-frame-rate video.
         attributes["frame_number"] = round(frame.pts_seconds * stream.frames_per_second)
+        # What a result cites: the time and the frame, e.g. "00:03:12 frame 4800".
+        label = f"{label} frame {attributes['frame_number']}"
     kept.fingerprints.append(candidate)
     kept.segments.append(
         Segment(
             kind=SegmentKind.frame,
             index=index,
-            label=audio.clock_label(frame.pts_seconds),
+            label=label,
             artifact_path=artifact_name,
             start_seconds=round(frame.pts_seconds, 3),
             attributes=attributes,
