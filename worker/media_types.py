@@ -45,6 +45,9 @@ class _Signature:
 # first KiB" rule: a ZIP that stores a PDF uncompressed carries "%PDF-" in its
 # first KiB, but it is still a ZIP.
 _SIGNATURES: tuple[_Signature, ...] = (
+    # First: "DICM" at 128 is far more specific than any 4 bytes at 0, and the
+    # 128-byte preamble before it may legally hold a TIFF header (PS3.10 7.1).
+    _Signature(128, b"DICM", "application/dicom"),
     _Signature(0, b"%PDF-", PDF),
     _Signature(0, b"\x89PNG\r\n\x1a\n", "image/png"),
     _Signature(0, b"\xff\xd8\xff", "image/jpeg"),
@@ -55,7 +58,6 @@ _SIGNATURES: tuple[_Signature, ...] = (
     _Signature(0, b"PK\x03\x04", "application/zip"),
     _Signature(0, b"PK\x05\x06", "application/zip"),  # an empty archive
     _Signature(0, b"PK\x07\x08", "application/zip"),  # a spanned archive
-    _Signature(128, b"DICM", "application/dicom"),
     _Signature(0, b"OggS", "audio/ogg"),
     _Signature(0, b"fLaC", "audio/flac"),
     _Signature(0, b"ID3", "audio/mpeg"),

@@ -217,3 +217,10 @@ def test_an_avi_written_by_ffmpeg_is_video_x_msvideo(tmp_path: Path) -> None:
     )
 
     assert detect_media_type(clip) == "video/x-msvideo"
+
+
+def test_dicom_whose_preamble_holds_a_tiff_header_is_dicom(tmp_path: Path) -> None:
+    # PS3.10 lets the 128-byte preamble hold anything, pydicom's own CT_small.dcm a TIFF header.
+    path = tmp_path / "dual"
+    path.write_bytes(b"II*\x00" + bytes(124) + b"DICM" + bytes(64))
+    assert detect_media_type(path) == "application/dicom"
