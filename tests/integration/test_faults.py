@@ -144,14 +144,21 @@ def test_a_worker_child_killed_mid_model_call_is_replaced_and_the_item_completes
     assert item_run.attempts == 2
     with Session(db_engine) as session:
         result = session.scalars(select(Result).where(Result.item_id == item_run.item_id)).one()
-        takeovers = [
+        transitions = [
             event.details for event in session.scalars(
                 select(AuditEvent).where(AuditEvent.job_id == job_id, AuditEvent.action == "item.state")
             )
-            if event.details.get("taken_over_from")
         ]
     assert result.produced_by != victim
-    assert takeovers == [{"from": "running", "to": "running", "attempt": 2, "taken_over_from": victim}]
+    # Two recoveries race, and either may win: the redelivered message (reject on
+    # worker lost) takes the dead lease over, or the worker's sweep resets the
+    # item first because its lease holder is gone. Both are recorded.
+    takeovers = [t for t in transitions if t.get("taken_over_from") == victim]
+    resets = [
+        t for t in transitions
+        if t.get("reason") == "lease holder gone" and t.get("lease_owner") == victim
+    ]
+    assert len(takeovers) + len(resets) == 1, transitions
     assert worker.process.poll() is None, "the worker's main process survives its child's death"
     assert "WorkerLostError" in worker.log() or "exited with 'signal 9" in worker.log()
 
