@@ -48,7 +48,10 @@ class ModelSettings(BaseModel):
     temperature: float = 0.0
     top_p: float = 0.95
     repeat_penalty: float = 1.1
-    max_output_tokens: int = 384
+    # Room for the longest answer the grammar admits: summarize bounds its text
+    # fields to 600 + 3 x 200 characters, and a small model can spend a token per
+    # character. Too little and a rambling answer is cut before the JSON closes.
+    max_output_tokens: int = 1024
     # Upper bound on free-text fields the model writes (summary, reasons).
     # Bounding them in the grammar keeps a small model from running to
     # max_output_tokens and leaving cut, invalid JSON.
