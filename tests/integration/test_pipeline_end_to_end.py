@@ -199,8 +199,13 @@ def test_every_state_change_and_result_is_in_an_intact_audit_chain(
             for event in events
             if event.action == "item.state" and event.item_id == item_run.item_id
         ]
-        assert transitions[0] == ("pending", "queued")
-        assert transitions[1] == ("queued", "running")
+        # Publishing comes before marking queued (a message must never precede
+        # its row), so a fast worker may claim an item while it is still pending.
+        assert transitions[:2] in (
+            [("pending", "queued"), ("queued", "running")],
+            [("pending", "running"), ("running", item_run.state.value)],
+        ), transitions
+        assert all(after[0] == before[1] for before, after in zip(transitions, transitions[1:]))
         assert transitions[-1] == ("running", item_run.state.value)
         assert item_run.attempts == 1
     submitted_by = events[0].actor
