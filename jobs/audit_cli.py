@@ -17,16 +17,8 @@ import click
 from rich.console import Console
 
 from jobs import custody
-from jobs import status as status_module
-from worker import errors
 
 console = Console(stderr=True)
-
-
-class AuditCommandError(click.ClickException):
-    """A usage problem: exit status 2, as every Sieve command."""
-
-    exit_code = 2
 
 
 @click.group("audit")
@@ -38,17 +30,15 @@ def audit_group() -> None:
 @click.argument("job_id", required=False, type=int)
 def verify(job_id: int | None) -> None:
     """Recompute the hash chain of JOB_ID (default: every job) and report the first break."""
-    from jobs.cli import _open_database, _settings
+    from jobs.cli import _open_database, _settings, require_job
     from jobs.recovery import all_job_ids
 
     engine, session_factory = _open_database(_settings())
+    if job_id is not None:
+        require_job(session_factory, job_id)
     problems: list[custody.CustodyProblem] = []
     with session_factory() as session:
         if job_id is not None:
-            try:
-                status_module.resolve_job_id(session, job_id)
-            except errors.ConfigurationError as exc:
-                raise AuditCommandError(exc.message) from exc
             job_ids = [job_id]
         else:
             job_ids = list(all_job_ids(session))
@@ -74,14 +64,12 @@ def verify(job_id: int | None) -> None:
               help="Write to this file instead of standard output.")
 def export(job_id: int, output_format: str, output: Path | None) -> None:
     """Write JOB_ID's chain-of-custody report: every file, its hashes and its history."""
-    from jobs.cli import _open_database, _settings
+    from jobs.cli import _open_database, _settings, require_job
 
     engine, session_factory = _open_database(_settings())
+    require_job(session_factory, job_id)
     with session_factory() as session:
-        try:
-            report = custody.custody_report(session, job_id)
-        except LookupError as exc:
-            raise AuditCommandError(str(exc)) from exc
+        report = custody.custody_report(session, job_id)
     engine.dispose()
     handle = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:

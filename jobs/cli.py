@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import migrate
@@ -76,6 +77,15 @@ def _open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
     except Exception as exc:
         raise SieveCommandError(f"cannot open the database {_safe_url(url)}: {exc}") from exc
     return engine, make_session_factory(engine)
+
+
+def require_job(session_factory: sessionmaker[Session], job_id: int) -> None:
+    """Raise a usage error (exit 2) unless job ``job_id`` exists."""
+    with session_factory() as session:
+        try:
+            status_module.resolve_job_id(session, job_id)
+        except errors.ConfigurationError as exc:
+            raise SieveCommandError(exc.message) from exc
 
 
 def _safe_url(url: str) -> str:
@@ -384,14 +394,10 @@ def resume(job_id: int | None) -> None:
     settings = _settings()
     engine, session_factory = _open_database(settings)
     if job_id is not None:
-        with session_factory() as session:
-            try:
-                status_module.resolve_job_id(session, job_id)
-            except errors.ConfigurationError as exc:
-                raise SieveCommandError(exc.message) from exc
+        require_job(session_factory, job_id)
     try:
         report = recovery.resume(settings, session_factory, submitter_identity(), job_id)
-    except errors.SieveError:
+    except (errors.SieveError, DBAPIError):
         raise
     except Exception as exc:  # the broker is down
         raise SieveCommandError(
@@ -414,11 +420,7 @@ def cancel(job_id: int) -> None:
 
     settings = _settings()
     engine, session_factory = _open_database(settings)
-    with session_factory() as session:
-        try:
-            status_module.resolve_job_id(session, job_id)
-        except errors.ConfigurationError as exc:
-            raise SieveCommandError(exc.message) from exc
+    require_job(session_factory, job_id)
     report = recovery.cancel_job(session_factory, job_id, submitter_identity())
     engine.dispose()
     if not report.runs_cancelled:

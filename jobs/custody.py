@@ -41,18 +41,20 @@ class CustodyProblem:
 def verify_job(session: Session, job_id: int) -> list[CustodyProblem]:
     """Every problem with job ``job_id``'s trail; empty when it is intact."""
     chain = audit.chain_name(job_id)
-    broken = audit.verify_chain(session, chain)
-    if broken is not None:
-        # Past the first broken link nothing can be trusted: report that one.
-        return [CustodyProblem(chain, broken.event_id, broken.seq, broken.reason)]
-    return _missing_events(session, job_id, chain)
+    # Past the first broken link nothing can be trusted: report only that one.
+    return _first_break(session, chain) or _missing_events(session, job_id, chain)
 
 
 def verify_global(session: Session) -> list[CustodyProblem]:
     """Problems with the chain of events that belong to no job (worker starts)."""
-    chain = audit.chain_name(None)
+    return _first_break(session, audit.chain_name(None))
+
+
+def _first_break(session: Session, chain: str) -> list[CustodyProblem]:
     broken = audit.verify_chain(session, chain)
-    return [] if broken is None else [CustodyProblem(chain, broken.event_id, broken.seq, broken.reason)]
+    if broken is None:
+        return []
+    return [CustodyProblem(chain, broken.event_id, broken.seq, broken.reason)]
 
 
 def _missing_events(session: Session, job_id: int, chain: str) -> list[CustodyProblem]:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import audit
 from db.base import utcnow
-from db.models import FINAL_ITEM_STATES, Item, ItemRun, ItemState, Run, RunState
+from db.models import FINAL_ITEM_STATES, Item, ItemRun, ItemState, Job, Run, RunState
 from db.session import transaction
 from jobs import leases
 from jobs.dispatch import publish_item_runs
@@ -56,6 +56,15 @@ class RecoveryReport:
     queued: list[int] = field(default_factory=list)
     expired_leases: list[int] = field(default_factory=list)
     published: int = 0
+
+    def record(self, state: ItemState, item_run_id: int) -> None:
+        """Count one stalled item run under the state it was found in."""
+        if state == ItemState.pending:
+            self.pending.append(item_run_id)
+        elif state == ItemState.queued:
+            self.queued.append(item_run_id)
+        else:
+            self.expired_leases.append(item_run_id)
 
     @property
     def stalled(self) -> list[int]:
@@ -121,9 +130,7 @@ def _reset_stalled(
             reason = _stall_reason(item_run, now)
             if reason is None:
                 continue
-            {"pending": report.pending, "queued": report.queued}.get(
-                item_run.state.value, report.expired_leases
-            ).append(item_run.id)
+            report.record(item_run.state, item_run.id)
             drafts.append(
                 audit.EventDraft(
                     "item.state", actor, run_job_id, item_run.run_id, item_run.item_id, sha256,
@@ -230,6 +237,4 @@ def active_job_ids(session: Session) -> Sequence[int]:
 
 def all_job_ids(session: Session) -> Sequence[int]:
     """Every job, oldest first."""
-    from db.models import Job
-
     return session.scalars(select(Job.id).order_by(Job.id)).all()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from db import migrate
 from tests import services
-from tests.integration.harness import WorkerProcess, start_worker
+from tests.integration.harness import WorkerProcess, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,5 @@ def sieve_env(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> di
 @pytest.fixture(scope="session")
 def celery_worker(sieve_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """One real ``sieve worker`` (prefork, one child) for the whole session."""
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = start_worker(sieve_env, log_path)
-    yield worker
-    worker.stop()
+    with running_worker(sieve_env, tmp_path_factory.mktemp("worker") / "worker.log") as worker:
+        yield worker

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,23 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+
+
+def submit_folder(env: dict[str, str], folder: Path, *extra: str) -> int:
+    """``sieve submit FOLDER --task summarize [extra…]``; the job id it printed."""
+    submitted = run_sieve(["submit", str(folder), "--task", "summarize", *extra], env)
+    assert submitted.returncode == 0, submitted.stderr
+    return int(submitted.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def running_worker(env: dict[str, str], log_path: Path) -> Iterator[WorkerProcess]:
+    """A started worker, stopped when the block ends (for module-scoped fixtures)."""
+    worker = start_worker(env, log_path)
+    try:
+        yield worker
+    finally:
+        worker.stop()
 
 
 def start_worker(env: dict[str, str], log_path: Path, concurrency: int = 1,

@@ -24,7 +24,13 @@ from sqlalchemy.orm import Session
 from db.models import AuditEvent, ItemRun, ItemState, Result, Run, RunState
 from jobs import custody
 from tests import pdfgen, services
-from tests.integration.harness import WorkerProcess, run_sieve, start_worker, wait_for_run
+from tests.integration.harness import (
+    WorkerProcess,
+    run_sieve,
+    start_worker,
+    submit_folder,
+    wait_for_run,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow]
 
@@ -52,12 +58,6 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for worker in started:
         worker.stop()
-
-
-def _submit(env: dict[str, str], folder: Path) -> int:
-    submitted = run_sieve(["submit", str(folder), "--task", "summarize"], env)
-    assert submitted.returncode == 0, submitted.stderr
-    return int(submitted.stdout.strip().splitlines()[-1])
 
 
 def _wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -120,7 +120,7 @@ def test_a_worker_child_killed_mid_model_call_is_replaced_and_the_item_completes
     db_engine: Engine, database_url: str,
 ) -> None:
     worker = workers(fault_env)
-    job_id = _submit(fault_env, _text_pdfs(tmp_path / "in", 1, pages=3))
+    job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 1, pages=3))
 
     def in_model_call() -> ItemRun | None:
         # Extraction is stored before analysis starts: running + extracted = in the model.
@@ -169,7 +169,7 @@ def test_redis_flushed_mid_job_is_recovered_by_sieve_resume_without_loss_or_doub
 ) -> None:
     env = fault_env | {"SIEVE_WORKER__SWEEP_INTERVAL_S": "0"}  # only the explicit resume
     workers(env)
-    job_id = _submit(env, _text_pdfs(tmp_path / "in", 4))
+    job_id = submit_folder(env, _text_pdfs(tmp_path / "in", 4))
     _wait_until(
         lambda: any(ir.state == ItemState.done for ir in _item_runs(db_engine, job_id)),
         180, "the first item to finish",
@@ -201,7 +201,7 @@ def test_the_worker_start_sweep_recovers_a_job_whose_messages_were_lost(
     db_engine: Engine, database_url: str,
 ) -> None:
     # Submitted while no worker runs, then the broker loses everything.
-    job_id = _submit(fault_env, _text_pdfs(tmp_path / "in", 2))
+    job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 2))
     redis.Redis.from_url(services.REDIS_URL).flushall()
     time.sleep(3)  # past the requeue grace
     workers(fault_env)
@@ -214,7 +214,7 @@ def test_postgres_connections_killed_mid_job_are_survived(
     db_engine: Engine, database_url: str,
 ) -> None:
     worker = workers(fault_env)
-    job_id = _submit(fault_env, _text_pdfs(tmp_path / "in", 3))
+    job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 3))
     database = db_engine.url.database
     killed = 0
     deadline = time.monotonic() + 300
@@ -244,7 +244,7 @@ def test_a_cancelled_job_stops_and_records_it(
     tmp_path: Path, fault_env: dict[str, str], workers: Callable[..., WorkerProcess],
     db_engine: Engine,
 ) -> None:
-    job_id = _submit(fault_env, _text_pdfs(tmp_path / "in", 3))
+    job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 3))
     cancelled = run_sieve(["cancel", str(job_id)], fault_env)
     assert cancelled.returncode == 0, cancelled.stderr
     workers(fault_env)
@@ -268,7 +268,7 @@ def test_audit_tampering_is_named_by_verify_and_the_export_reports_custody(
     db_engine: Engine, database_url: str,
 ) -> None:
     workers(fault_env)
-    job_id = _submit(fault_env, _text_pdfs(tmp_path / "in", 1))
+    job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 1))
     wait_for_run(database_url, job_id, timeout=300)
 
     intact = run_sieve(["audit", "verify", str(job_id)], fault_env)

@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 from db.models import Item, ItemRun, ItemSource, Run
 from jobs import custody
 from tests import hostile, pdfgen, services
-from tests.integration.harness import WorkerProcess, run_sieve, start_worker, wait_for_run
+from tests.integration.harness import (
+    WorkerProcess,
+    run_sieve,
+    running_worker,
+    submit_folder,
+    wait_for_run,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow]
 
@@ -42,9 +48,8 @@ def hostile_env(sieve_env: dict[str, str]) -> dict[str, str]:
 def hostile_worker(
     hostile_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    worker = start_worker(hostile_env, tmp_path_factory.mktemp("hostile-worker") / "worker.log")
-    yield worker
-    worker.stop()
+    with running_worker(hostile_env, tmp_path_factory.mktemp("hostile") / "worker.log") as worker:
+        yield worker
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +65,12 @@ def corpus_run(
     pdfgen.make_text_pdf(after / "ordinary.pdf", pdfgen.MEMO_PAGES[:1], title="Ordinary")
 
     started = time.monotonic()
-    corpus_job = _submit(hostile_env, corpus)
-    ordinary_job = _submit(hostile_env, after)  # queued behind every hostile file
+    corpus_job = submit_folder(hostile_env, corpus)
+    ordinary_job = submit_folder(hostile_env, after)  # queued behind every hostile file
     wait_for_run(database_url, corpus_job, timeout=900)
     wait_for_run(database_url, ordinary_job, timeout=300)
     return {"cases": cases, "root": root, "corpus_job": corpus_job,
             "ordinary_job": ordinary_job, "seconds": time.monotonic() - started}
-
-
-def _submit(env: dict[str, str], folder: Path) -> int:
-    submitted = run_sieve(["submit", str(folder), "--task", "summarize"], env)
-    assert submitted.returncode == 0, submitted.stderr
-    return int(submitted.stdout.strip().splitlines()[-1])
 
 
 def _outcomes(engine: Engine, job_id: int) -> dict[str, tuple[str, str | None, str | None]]:

@@ -30,7 +30,13 @@ from db import audit
 from db.models import Item, ItemRun, ItemSource, Result, Run, Segment
 from jobs.settings import MediaSettings
 from tests import mediagen, services
-from tests.integration.harness import WorkerProcess, run_sieve, start_worker, wait_for_run
+from tests.integration.harness import (
+    WorkerProcess,
+    run_sieve,
+    running_worker,
+    submit_folder,
+    wait_for_run,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow]
 
@@ -143,9 +149,8 @@ def media_env(sieve_env: dict[str, str]) -> dict[str, str]:
 def media_worker(
     media_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    worker = start_worker(media_env, tmp_path_factory.mktemp("media-worker") / "worker.log")
-    yield worker
-    worker.stop()
+    with running_worker(media_env, tmp_path_factory.mktemp("media") / "worker.log") as worker:
+        yield worker
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +158,7 @@ def media_job(
     media_set: Path, media_env: dict[str, str], media_worker: WorkerProcess, database_url: str
 ) -> dict[str, Any]:
     """Submit the set through the CLI, wait for the worker, and read the JSONL results."""
-    submitted = run_sieve(["submit", str(media_set), "--task", "summarize"], media_env)
-    assert submitted.returncode == 0, submitted.stderr
-    job_id = int(submitted.stdout.strip().splitlines()[-1])
+    job_id = submit_folder(media_env, media_set)
     run = wait_for_run(database_url, job_id, timeout=600)
     exported = run_sieve(["results", str(job_id), "--format", "jsonl"], media_env)
     rows = [json.loads(line) for line in exported.stdout.splitlines() if line.strip()]

@@ -20,7 +20,7 @@ from db import audit
 from db.models import AuditEvent, Item, ItemRun, Result, Run
 from jobs.task_specs import build_task
 from tests import pdfgen
-from tests.integration.harness import WorkerProcess, run_sieve, wait_for_run
+from tests.integration.harness import WorkerProcess, run_sieve, submit_folder, wait_for_run
 from worker.model import bundled_model_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow]
@@ -59,12 +59,7 @@ def completed_job(
     discovery_set: Path, sieve_env: dict[str, str], celery_worker: WorkerProcess, database_url: str
 ) -> dict[str, Any]:
     """Submit the set through the CLI and wait until the worker has finished it."""
-    submitted = run_sieve(
-        ["submit", str(discovery_set), "--task", "summarize", "--name", "Matter 123 vol 1"],
-        sieve_env,
-    )
-    assert submitted.returncode == 0, submitted.stderr
-    job_id = int(submitted.stdout.strip().splitlines()[-1])
+    job_id = submit_folder(sieve_env, discovery_set, "--name", "Matter 123 vol 1")
     run = wait_for_run(database_url, job_id, timeout=900)
     results = run_sieve(["results", str(job_id), "--format", "jsonl"], sieve_env)
     rows = [json.loads(line) for line in results.stdout.splitlines() if line.strip()]
