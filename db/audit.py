@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from db import storable
 from db.base import utcnow
 from db.models import AuditEvent
 
@@ -132,13 +133,14 @@ def append_events(session: Session, drafts: Sequence[EventDraft]) -> list[AuditE
             "chain": chain,
             "seq": last_seq + 1,
             "occurred_at": occurred_at,
-            "actor": draft.actor,
+            "actor": storable.clean_text(draft.actor)[0],
             "action": draft.action,
             "job_id": draft.job_id,
             "run_id": draft.run_id,
             "item_id": draft.item_id,
             "item_sha256": draft.item_sha256,
-            "details": draft.details,
+            # Cleaned before hashing, so the hash covers exactly what is stored.
+            "details": storable.clean(draft.details)[0],
             "prev_hash": prev_hash,
         }
         event_hash = compute_event_hash(**fields)

@@ -49,11 +49,6 @@ class ItemState(str, enum.Enum):
     unsupported = "unsupported"  # no extractor or model capability for it
     cancelled = "cancelled"  # the run was cancelled before it finished
 
-    @property
-    def is_final(self) -> bool:
-        """True once nothing more will happen to the item in this run."""
-        return self in FINAL_ITEM_STATES
-
 
 FINAL_ITEM_STATES = frozenset(
     {ItemState.done, ItemState.failed, ItemState.unsupported, ItemState.cancelled}
@@ -153,8 +148,8 @@ class Item(Base):
     sources: Mapped[list[ItemSource]] = relationship(
         back_populates="item", order_by="ItemSource.id"
     )
-    segments: Mapped[list[Segment]] = relationship(
-        back_populates="item", order_by="(Segment.kind, Segment.index)"
+    segments: Mapped[list[StoredSegment]] = relationship(
+        back_populates="item", order_by="(StoredSegment.kind, StoredSegment.index)"
     )
 
 
@@ -200,7 +195,7 @@ class ItemRun(Base):
     run: Mapped[Run] = relationship()
 
 
-class Segment(Base):
+class StoredSegment(Base):
     """One page, image, frame or audio chunk read from an item."""
 
     __tablename__ = "segments"

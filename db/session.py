@@ -6,8 +6,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
+
+from db import storable
 
 
 def make_engine(url: str, **engine_options: Any) -> Engine:
@@ -34,8 +36,26 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions that keep loaded objects usable after commit and store only storable text."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "before_flush", _clean_rows_before_flush)
+    return factory
+
+
+def _clean_rows_before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    """Replace what PostgreSQL refuses (NUL, lone surrogates) in every row about to be written.
+
+    One bad character in one file's metadata must fail neither that item nor,
+    by looping on a rejected write, the worker (see :mod:`db.storable`).
+    """
+    for row in (*session.new, *session.dirty):
+        state = inspect(row)
+        for attribute in state.mapper.column_attrs:
+            value = state.dict.get(attribute.key)
+            if isinstance(value, (str, dict, list)):
+                cleaned, replaced = storable.clean(value)
+                if replaced:
+                    setattr(row, attribute.key, cleaned)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from jobs import custody
+from jobs import commands, custody
 
 console = Console(stderr=True)
 
@@ -30,18 +30,15 @@ def audit_group() -> None:
 @click.argument("job_id", required=False, type=int)
 def verify(job_id: int | None) -> None:
     """Recompute the hash chain of JOB_ID (default: every job) and report the first break."""
-    from jobs.cli import _open_database, _settings, require_job
-    from jobs.recovery import all_job_ids
-
-    engine, session_factory = _open_database(_settings())
+    engine, session_factory = commands.open_database(commands.load_settings())
     if job_id is not None:
-        require_job(session_factory, job_id)
+        commands.require_job(session_factory, job_id)
     problems: list[custody.CustodyProblem] = []
     with session_factory() as session:
         if job_id is not None:
             job_ids = [job_id]
         else:
-            job_ids = list(all_job_ids(session))
+            job_ids = custody.all_job_ids(session)
             problems.extend(custody.verify_global(session))
         for checked in job_ids:
             job_problems = custody.verify_job(session, checked)
@@ -64,10 +61,8 @@ def verify(job_id: int | None) -> None:
               help="Write to this file instead of standard output.")
 def export(job_id: int, output_format: str, output: Path | None) -> None:
     """Write JOB_ID's chain-of-custody report: every file, its hashes and its history."""
-    from jobs.cli import _open_database, _settings, require_job
-
-    engine, session_factory = _open_database(_settings())
-    require_job(session_factory, job_id)
+    engine, session_factory = commands.open_database(commands.load_settings())
+    commands.require_job(session_factory, job_id)
     with session_factory() as session:
         report = custody.custody_report(session, job_id)
     engine.dispose()

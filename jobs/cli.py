@@ -26,72 +26,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import migrate
 from db.models import Job, Run
-from db.session import make_engine, make_session_factory
+from jobs import commands
 from jobs import results as results_module
 from jobs import status as status_module
-from jobs.settings import Settings, get_settings, reset_settings_cache
+from jobs.commands import EXIT_ITEMS_FAILED, EXIT_OK
+from jobs.settings import Settings, reset_settings_cache
 from jobs.submit import Submission, submit, submitter_identity
-from jobs.task_specs import TaskSpec, build_task
+from worker.task_specs import TaskSpec, build_task
 from worker import errors
-
-EXIT_OK = 0
-EXIT_ITEMS_FAILED = 1
-EXIT_USAGE = 2
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
-
-
-class SieveCommandError(click.ClickException):
-    """A problem the user can fix; printed without a traceback, exit code 2."""
-
-    exit_code = EXIT_USAGE
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValueError as exc:  # pydantic validation of SIEVE_* variables
-        raise SieveCommandError(f"invalid configuration: {exc}") from exc
-
-
-def _open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
-    """Engine and sessions for the configured database, checked to be migrated.
-
-    The embedded SQLite default is migrated automatically (a first ``sieve run``
-    needs no set-up); a server database must be upgraded explicitly with
-    ``sieve db upgrade``, because that is an operator's decision.
-    """
-    url = settings.resolved_database_url
-    is_embedded = settings.database_url is None
-    try:
-        if is_embedded:
-            migrate.upgrade(url)
-        elif not migrate.is_up_to_date(url):
-            raise SieveCommandError(
-                "the database schema is not up to date: run `sieve db upgrade` first"
-            )
-        engine = make_engine(url)
-    except SieveCommandError:
-        raise
-    except Exception as exc:
-        raise SieveCommandError(f"cannot open the database {_safe_url(url)}: {exc}") from exc
-    return engine, make_session_factory(engine)
-
-
-def require_job(session_factory: sessionmaker[Session], job_id: int) -> None:
-    """Raise a usage error (exit 2) unless job ``job_id`` exists."""
-    with session_factory() as session:
-        try:
-            status_module.resolve_job_id(session, job_id)
-        except errors.ConfigurationError as exc:
-            raise SieveCommandError(exc.message) from exc
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _task_from_options(
@@ -104,15 +49,12 @@ def _task_from_options(
         try:
             options["schema"] = json.loads(schema.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise SieveCommandError(f"cannot read --schema {schema}: {exc}") from exc
+            raise errors.UsageError(f"cannot read --schema {schema}: {exc}") from exc
     if prompt:
         options["prompt"] = prompt
     if prompt and task != "prompt":
-        raise SieveCommandError("--prompt goes with --task prompt")
-    try:
-        return build_task(task, options, settings.model.max_text_chars)
-    except errors.ConfigurationError as exc:
-        raise SieveCommandError(exc.message) from exc
+        raise errors.UsageError("--prompt goes with --task prompt")
+    return build_task(task, options, settings.model.max_text_chars)
 
 
 def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -131,7 +73,7 @@ def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=commands.SieveGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Data directory (env SIEVE_DATA_DIR).")
 @click.option("--database-url", help="Database URL (env SIEVE_DATABASE_URL).")
@@ -169,11 +111,8 @@ def _ingest_with_progress(
         def advance(path: Path) -> None:
             progress.update(ingest_task, advance=1, description=path.name[:40])
 
-        try:
-            return submit(session_factory, settings, paths=list(paths), task=task, name=name,
-                          executor=executor, progress=advance)
-        except errors.SieveError as exc:
-            raise SieveCommandError(exc.message) from exc
+        return submit(session_factory, settings, paths=list(paths), task=task, name=name,
+                      executor=executor, progress=advance)
 
 
 @cli.command()
@@ -188,9 +127,9 @@ def run(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | N
     """Process files and folders here, in this process, and print the results."""
     from jobs.embedded import build_in_process_context, run_item_runs
 
-    settings = _settings()
+    settings = commands.load_settings()
     task_spec = _task_from_options(settings, task, labels, schema, prompt)
-    engine, session_factory = _open_database(settings)
+    engine, session_factory = commands.open_database(settings)
     submission = _ingest_with_progress(settings, session_factory, paths, task_spec, name,
                                        "in_process")
     console.print(
@@ -198,10 +137,7 @@ def run(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | N
         f"{submission.item_count} distinct ({len(submission.duplicate_paths)} duplicates)"
     )
     with console.status("loading the model…"):
-        try:
-            context = build_in_process_context(settings, session_factory)
-        except errors.SieveError as exc:
-            raise SieveCommandError(exc.message) from exc
+        context = build_in_process_context(settings, session_factory)
     console.print(f"model: {context.model.info.name} ({context.model.info.sha256[:12]}…)")
     with Progress(
         TextColumn("[bold]{task.fields[task_name]}"), BarColumn(), MofNCompleteColumn(),
@@ -221,17 +157,16 @@ def run(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | N
 def submit_command(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | None,
                    prompt: str | None, name: str | None) -> None:
     """Queue files and folders for the workers; print the job id."""
-    from jobs.dispatch import publish_item_runs
-
-    settings = _settings()
+    settings = commands.load_settings()
     task_spec = _task_from_options(settings, task, labels, schema, prompt)
-    engine, session_factory = _open_database(settings)
+    engine, session_factory = commands.open_database(settings)
     submission = _ingest_with_progress(settings, session_factory, paths, task_spec, name, "celery")
     try:
-        publish_item_runs(settings, session_factory, submission.item_run_ids,
-                          submitter_identity())
+        commands.dispatcher(settings).publish(
+            session_factory, submission.item_run_ids, submitter_identity()
+        )
     except Exception as exc:  # broker down: the job is recorded, items stay pending
-        raise SieveCommandError(
+        raise errors.BrokerUnavailableError(
             f"job {submission.job_id} is recorded but could not be queued "
             f"({type(exc).__name__}: {exc}); its items stay pending"
         ) from exc
@@ -272,16 +207,13 @@ def _status_renderable(status: status_module.RunStatus) -> Group:
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
 def status(job_id: int | None, run_number: int | None, watch: bool, interval: float) -> None:
     """Show a job's progress: counts by state and failures grouped by code."""
-    settings = _settings()
-    engine, session_factory = _open_database(settings)
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
 
     def read() -> status_module.RunStatus:
         with session_factory() as session:
-            try:
-                resolved = status_module.resolve_job_id(session, job_id)
-                return status_module.run_status(session, resolved, run_number)
-            except errors.ConfigurationError as exc:
-                raise SieveCommandError(exc.message) from exc
+            resolved = status_module.resolve_job_id(session, job_id)
+            return status_module.run_status(session, resolved, run_number)
 
     current = read()
     out = Console()
@@ -301,12 +233,9 @@ def status(job_id: int | None, run_number: int | None, watch: bool, interval: fl
 def _print_results(session_factory: sessionmaker[Session], job_id: int | None,
                    run_number: int | None, output_format: str, output: Path | None) -> int:
     with session_factory() as session:
-        try:
-            resolved = status_module.resolve_job_id(session, job_id)
-            run_row = status_module.resolve_run(session, resolved, run_number)
-            run_status = status_module.run_status(session, resolved, run_row.number)
-        except errors.ConfigurationError as exc:
-            raise SieveCommandError(exc.message) from exc
+        resolved = status_module.resolve_job_id(session, job_id)
+        run_row = status_module.resolve_run(session, resolved, run_number)
+        run_status = status_module.run_status(session, resolved, run_row.number)
         rows = results_module.result_rows(session, run_row)
         if output is not None:
             with output.open("w", encoding="utf-8", newline="") as handle:
@@ -353,8 +282,8 @@ def _write_rows(rows: Iterator[dict[str, Any]], output_format: str, out: TextIO)
 def results(job_id: int | None, run_number: int | None, output_format: str,
             output: Path | None) -> None:
     """Print or write a job's results (default: the most recent job)."""
-    settings = _settings()
-    engine, session_factory = _open_database(settings)
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
     exit_code = _print_results(session_factory, job_id, run_number, output_format, output)
     engine.dispose()
     sys.exit(exit_code)
@@ -364,8 +293,8 @@ def results(job_id: int | None, run_number: int | None, output_format: str,
 @click.option("--limit", default=20, show_default=True)
 def list_jobs(limit: int) -> None:
     """List recent jobs."""
-    settings = _settings()
-    engine, session_factory = _open_database(settings)
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
     table = Table("job", "name", "created (UTC)", "by", "files", "items", "runs")
     with session_factory() as session:
         for job in session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)):
@@ -389,18 +318,20 @@ def resume(job_id: int | None) -> None:
     or flush) or running under a lease that expired or whose worker is gone.
     Safe to run at any time: an item already being processed is left alone.
     """
-    from jobs import recovery
+    from worker import recovery
 
-    settings = _settings()
-    engine, session_factory = _open_database(settings)
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
     if job_id is not None:
-        require_job(session_factory, job_id)
+        commands.require_job(session_factory, job_id)
     try:
-        report = recovery.resume(settings, session_factory, submitter_identity(), job_id)
+        report = recovery.resume(
+            commands.dispatcher(settings), session_factory, submitter_identity(), job_id
+        )
     except (errors.SieveError, DBAPIError):
         raise
     except Exception as exc:  # the broker is down
-        raise SieveCommandError(
+        raise errors.BrokerUnavailableError(
             f"could not re-queue: {type(exc).__name__}: {exc}; nothing was lost, try again"
         ) from exc
     finally:
@@ -416,11 +347,11 @@ def resume(job_id: int | None) -> None:
 @click.argument("job_id", type=int)
 def cancel(job_id: int) -> None:
     """Cancel a job: unfinished items become cancelled; finished results are kept."""
-    from jobs import recovery
+    from worker import recovery
 
-    settings = _settings()
-    engine, session_factory = _open_database(settings)
-    require_job(session_factory, job_id)
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
+    commands.require_job(session_factory, job_id)
     report = recovery.cancel_job(session_factory, job_id, submitter_identity())
     engine.dispose()
     if not report.runs_cancelled:
@@ -440,10 +371,13 @@ def cancel(job_id: int) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker; each process loads the model once at start."""
-    settings = _settings()
-    logging.getLogger().setLevel(loglevel.upper())
-    from worker.celery_app import app
+    from worker.celery_app import create_celery_app
+    from worker.tasks import register_worker_tasks
 
+    settings = commands.load_settings()
+    logging.getLogger().setLevel(loglevel.upper())
+    app = create_celery_app(settings)
+    register_worker_tasks(app, settings)
     processes = concurrency or settings.worker.concurrency
     app.worker_main([
         "worker", "--pool", "prefork", "--concurrency", str(processes),
@@ -465,27 +399,29 @@ def db() -> None:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Upgrade the schema (default: to the newest revision)."""
-    url = _settings().resolved_database_url
+    url = commands.load_settings().resolved_database_url
     try:
         migrate.upgrade(url, revision)
     except Exception as exc:
-        raise SieveCommandError(f"upgrade of {_safe_url(url)} failed: {exc}") from exc
-    console.print(f"{_safe_url(url)} is at revision {migrate.current_revision(url)}")
+        raise errors.DatabaseUnavailableError(
+            f"upgrade of {commands.safe_url(url)} failed: {exc}"
+        ) from exc
+    console.print(f"{commands.safe_url(url)} is at revision {migrate.current_revision(url)}")
 
 
 @db.command(name="downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Downgrade the schema to REVISION (e.g. -1, or base)."""
-    url = _settings().resolved_database_url
+    url = commands.load_settings().resolved_database_url
     migrate.downgrade(url, revision)
-    console.print(f"{_safe_url(url)} is at revision {migrate.current_revision(url)}")
+    console.print(f"{commands.safe_url(url)} is at revision {migrate.current_revision(url)}")
 
 
 @db.command(name="current")
 def db_current() -> None:
     """Print the schema revision of the database."""
-    url = _settings().resolved_database_url
+    url = commands.load_settings().resolved_database_url
     click.echo(migrate.current_revision(url) or "empty")
 
 
@@ -501,14 +437,5 @@ _attach_optional_groups()
 
 
 def main() -> None:
-    """Console-script entry point: Sieve's own and database errors exit 2, without a traceback."""
-    from sqlalchemy.exc import OperationalError
-
-    try:
-        cli(standalone_mode=True)
-    except errors.SieveError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        sys.exit(EXIT_USAGE)
-    except OperationalError as exc:
-        console.print(f"[red]error:[/] the database cannot be reached: {exc.orig}")
-        sys.exit(EXIT_USAGE)
+    """Console-script entry point (errors are mapped to exit codes by the group itself)."""
+    cli(standalone_mode=True)

@@ -8,13 +8,12 @@ eDiscovery load files still expect it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-CHUNK_BYTES = 1024 * 1024
+from worker import hashing
 
 
 @dataclass(frozen=True)
@@ -41,19 +40,12 @@ def store_file(source: Path, objects_dir: Path) -> StoredObject:
     """
     staging_dir = objects_dir / "tmp"
     staging_dir.mkdir(parents=True, exist_ok=True)
-    sha256 = hashlib.sha256()
-    md5 = hashlib.md5(usedforsecurity=False)
-    size_bytes = 0
     handle, staging_name = tempfile.mkstemp(dir=staging_dir)
     staging_path = Path(staging_name)
     try:
-        with os.fdopen(handle, "wb") as staging, source.open("rb") as original:
-            for block in iter(lambda: original.read(CHUNK_BYTES), b""):
-                sha256.update(block)
-                md5.update(block)
-                staging.write(block)
-                size_bytes += len(block)
-        digest = sha256.hexdigest()
+        with os.fdopen(handle, "wb") as staging:
+            digests = hashing.hash_file(source, ("sha256", "md5"), copy_to=staging)
+        digest = digests.hexdigests["sha256"]
         relative_path = object_relative_path(digest)
         final_path = objects_dir / relative_path
         if final_path.exists():
@@ -65,4 +57,4 @@ def store_file(source: Path, objects_dir: Path) -> StoredObject:
     except BaseException:
         staging_path.unlink(missing_ok=True)
         raise
-    return StoredObject(digest, md5.hexdigest(), size_bytes, relative_path)
+    return StoredObject(digest, digests.hexdigests["md5"], digests.size_bytes, relative_path)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.models import AuditEvent, FINAL_ITEM_STATES, Item, ItemRun, ItemSource, Job, Result, Run
+from worker import errors
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def custody_report(session: Session, job_id: int) -> dict[str, Any]:
     """
     job = session.get(Job, job_id)
     if job is None:
-        raise LookupError(f"no job with id {job_id}")
+        raise errors.NotFoundError(f"no job with id {job_id}")
     chain = audit.chain_name(job_id)
     events = session.scalars(
         select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)
@@ -242,3 +243,8 @@ def custody_csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def all_job_ids(session: Session) -> list[int]:
+    """Every job, oldest first."""
+    return list(session.scalars(select(Job.id).order_by(Job.id)))

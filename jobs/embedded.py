@@ -6,12 +6,14 @@ so a laptop needs no Postgres, Redis or Celery to process a folder.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobs import leases
-from jobs.pipeline import ItemOutcome, PipelineContext, process_item_run
+from worker import leases
+from worker import errors, pipeline
+from worker.pipeline import ItemOutcome, PipelineContext
 from jobs.settings import Settings
 from worker.model import load_process_model
 
@@ -24,7 +26,7 @@ def build_in_process_context(
     """Load the model (once per process) and bind it to the database."""
     model = load_process_model(settings.model, settings.data_dir / "model-hashes.json")
     return PipelineContext(
-        settings=settings,
+        config=settings,
         session_factory=session_factory,
         model=model,
         worker_id=leases.process_identity("sieve-run"),
@@ -36,15 +38,34 @@ def run_item_runs(
     item_run_ids: Sequence[int],
     on_outcome: OutcomeCallback | None = None,
 ) -> list[ItemOutcome]:
-    """Process item runs one after another; transient failures get their retries here."""
+    """Process item runs one after another; transient failures get their retries here.
+
+    Each item's retries are bounded by ``worker.max_attempts`` (the pipeline
+    ends it ``retries_exhausted`` past that); a database that stays away for
+    ``worker.database_retry_limit`` tries raises its error.
+    """
     outcomes: list[ItemOutcome] = []
     for item_run_id in item_run_ids:
-        outcome = process_item_run(context, item_run_id)
-        # Only a transient failure is retried here; an item leased by another
-        # process (state None) is that process's to finish.
-        while outcome.retry and outcome.state is not None:
-            outcome = process_item_run(context, item_run_id)
+        outcome = _process_with_retries(context, item_run_id)
         outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
     return outcomes
+
+
+def _process_with_retries(context: PipelineContext, item_run_id: int) -> ItemOutcome:
+    worker = context.config.worker
+    database_retries = 0
+    while True:
+        try:
+            outcome = pipeline.process_item_run(context, item_run_id)
+        except errors.DatabaseUnavailableError:
+            database_retries += 1
+            if database_retries > worker.database_retry_limit:
+                raise
+            time.sleep(min(30.0, worker.retry_backoff_s * 2 ** (database_retries - 1)))
+            continue
+        # Only a transient failure is retried here; an item leased by another
+        # process (state None) is that process's to finish.
+        if not (outcome.retry and outcome.state is not None):
+            return outcome

@@ -31,12 +31,6 @@ from jobs.settings import get_settings
 from worker import errors
 
 
-class PullFailed(click.ClickException):
-    """An unknown model or a failed download: exit status 2, message on stderr."""
-
-    exit_code = 2
-
-
 @click.group("models")
 def models() -> None:
     """Download and inspect the GGUF models Sieve can run."""
@@ -51,26 +45,20 @@ def pull(name: str) -> None:
     (SIEVE_HUB__URL, https://huggingface.co by default).
     """
     settings = get_settings()
-    try:
-        model = model_catalog.known_model(name)
-    except errors.ConfigurationError as error:
-        raise PullFailed(error.message) from error
+    model = model_catalog.known_model(name)
 
     token = settings.hub.token.get_secret_value() if settings.hub.token else None
     # soft_wrap: a 64-digit hash must stay on one line to be copied.
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     console.print(f"Pulling {model.name} from {settings.hub.url}", markup=False)
-    try:
-        with _FileProgress(console) as file_progress:
-            pulled = model_download.pull_model(
-                model,
-                hub_url=settings.hub.url,
-                token=token,
-                dest_root=settings.models_dir,
-                progress=file_progress.update,
-            )
-    except (errors.ModelDownloadError, errors.ConfigurationError) as error:
-        raise PullFailed(error.message) from error
+    with _FileProgress(console) as file_progress:
+        pulled = model_download.pull_model(
+            model,
+            hub_url=settings.hub.url,
+            token=token,
+            dest_root=settings.models_dir,
+            progress=file_progress.update,
+        )
 
     for record in pulled.files:
         console.print(f"  {record['filename']}: {_hash_status(record)}", markup=False)

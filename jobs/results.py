@@ -130,9 +130,3 @@ def result_preview(result: dict[str, Any] | None, width: int = 90) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
-
-def render_to_string(writer: Any, rows: Iterator[dict[str, Any]]) -> str:
-    """Run a writer into a string (for tests and small outputs)."""
-    buffer = io.StringIO()
-    writer(rows, buffer)
-    return buffer.getvalue()

@@ -47,11 +47,11 @@ def resolve_job_id(session: Session, job_id: int | None) -> int:
     """The given job id, or the most recent job's; raises if there is none."""
     if job_id is not None:
         if session.get(Job, job_id) is None:
-            raise errors.ConfigurationError(f"no job with id {job_id}")
+            raise errors.NotFoundError(f"no job with id {job_id}")
         return job_id
     latest = session.scalar(select(Job.id).order_by(Job.id.desc()).limit(1))
     if latest is None:
-        raise errors.ConfigurationError("there are no jobs yet")
+        raise errors.NotFoundError("there are no jobs yet")
     return latest
 
 
@@ -62,7 +62,7 @@ def resolve_run(session: Session, job_id: int, run_number: int | None) -> Run:
         query = query.where(Run.number == run_number)
     run = session.scalar(query.order_by(Run.number.desc()).limit(1))
     if run is None:
-        raise errors.ConfigurationError(f"job {job_id} has no run {run_number or ''}".strip())
+        raise errors.NotFoundError(f"job {job_id} has no run {run_number or ''}".strip())
     return run
 
 

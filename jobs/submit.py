@@ -20,9 +20,8 @@ from db import audit
 from db.models import Item, ItemRun, ItemSource, ItemState, Job, Run, RunState
 from db.session import transaction
 from jobs import content_store
-from jobs.pipeline import EMPTY_MEDIA_TYPE
 from jobs.settings import Settings
-from jobs.task_specs import TaskSpec
+from worker.task_specs import TaskSpec
 from worker import errors, media_types
 from worker.model import configured_model
 
@@ -105,7 +104,7 @@ def ingest_files(
         try:
             media_type = media_types.detect_media_type(object_path)
         except errors.EmptyFileError:
-            media_type = EMPTY_MEDIA_TYPE
+            media_type = media_types.EMPTY
         ingested.append(IngestedFile(path, stored, media_type))
         if progress is not None:
             progress(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from jobs.settings import LimitSettings, MediaSettings
 from worker import errors
 from worker.extractors import registry
-from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
+from worker.extractors.base import ExtractedSegment, Extraction, Extractor, SegmentKind
 
 PREFIX = "application/x-sieve-probe-"
 
@@ -35,7 +35,11 @@ class _Probe(Extractor):
         return Extraction(
             self.qualified_name(),
             next(iter(self.media_types)),
-            [Segment(SegmentKind.page, 0, "page 1", text, attributes={"probe": self.name})],
+            [
+                ExtractedSegment(
+                    SegmentKind.page, 0, "page 1", text, attributes={"probe": self.name}
+                )
+            ],
             metadata={"page_count": 1},
         )
 

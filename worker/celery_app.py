@@ -13,15 +13,19 @@ from __future__ import annotations
 
 from celery import Celery
 
-from jobs.settings import Settings, get_settings
+from worker.config import WorkerConfig
 
 PROCESS_ITEM_TASK = "sieve.process_item"
 
 
-def create_celery_app(settings: Settings) -> Celery:
-    """A Celery app configured from ``settings`` (connects to nothing yet)."""
-    app = Celery("sieve", broker=settings.broker_url, include=["worker.tasks"])
-    worker = settings.worker
+def create_celery_app(config: WorkerConfig) -> Celery:
+    """A Celery app configured from ``config`` (connects to nothing yet).
+
+    Build it once per process and hand it to what publishes; a worker adds its
+    task with :func:`worker.tasks.register_worker_tasks`.
+    """
+    app = Celery("sieve", broker=config.broker_url, set_as_current=False)
+    worker = config.worker
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -44,5 +48,3 @@ def create_celery_app(settings: Settings) -> Celery:
     )
     return app
 
-
-app = create_celery_app(get_settings())

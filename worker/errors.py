@@ -29,10 +29,32 @@ class SieveError(Exception):
         super().__init__(self.message)
 
 
+class InternalError(SieveError):
+    """An internal error in Sieve or a library it calls (a bug: the traceback is kept)."""
+
+    code = "internal"
+
+    def __init__(self, message: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail  # the traceback, stored in item_runs.error_detail
+
+
 class ConfigurationError(SieveError):
     """Sieve is not configured correctly."""
 
     code = "configuration"
+
+
+class NotFoundError(SieveError):
+    """The job or run asked for does not exist."""
+
+    code = "not_found"
+
+
+class UsageError(SieveError):
+    """The command was called with options that do not go together."""
+
+    code = "usage"
 
 
 # --- permanent input errors: the file itself is the problem -----------------
@@ -130,9 +152,47 @@ class ToolTimeoutError(TransientError):
 
 
 class DatabaseUnavailableError(TransientError):
-    """The database could not be reached."""
+    """The database could not be reached, restarted, or asked for the transaction again."""
 
     code = "database_unavailable"
+
+
+class BrokerUnavailableError(TransientError):
+    """The message broker (Redis) could not be reached; nothing was lost, try again."""
+
+    code = "broker_unavailable"
+
+
+class TimeLimitError(TransientError):
+    """The item ran past its time limit (the worker's soft time limit)."""
+
+    code = "time_limit"
+
+
+# --- what ends an item for good once the transient retries are spent ---------
+
+
+class RetriesExhaustedError(SieveError):
+    """The item failed transiently on every attempt its retry budget allows."""
+
+    code = "retries_exhausted"
+
+
+class DatabaseRejectedError(SieveError):
+    """The database refused to store this item's data (a data or integrity error)."""
+
+    # Permanent: the same data would be refused again, so retrying would loop.
+    code = "database_rejected"
+
+
+# --- not item outcomes: how a worker's hold on an item ends ------------------
+
+
+class LeaseLostError(SieveError):
+    """Another worker holds this item now, or its run was cancelled: abandon it quietly."""
+
+    # Never stored on an item: the item belongs to someone else now.
+    code = "lease_lost"
 
 
 # --- tools and the model ----------------------------------------------------
@@ -197,3 +257,45 @@ def error_class_for(code: str) -> type[SieveError]:
             return cls
         pending.extend(cls.__subclasses__())
     return SieveError
+
+
+# PostgreSQL's "try the transaction again" and "server going away" states.
+_TRANSIENT_SQLSTATES = frozenset(
+    {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
+)
+
+
+def from_database_error(exc: Exception) -> SieveError:
+    """The Sieve error for an exception raised by SQLAlchemy or its driver.
+
+    Transient (:class:`DatabaseUnavailableError`, retried within the budget):
+    the connection was lost or refused, the server is restarting, or it asked
+    for the transaction to be tried again (serialization failure, deadlock).
+    Permanent (:class:`DatabaseRejectedError`): the database refused the
+    item's data (a data or integrity error); the same write would be refused
+    again, so the item fails with a code instead of looping. Anything else is
+    a bug in Sieve's SQL and is :class:`InternalError`.
+    """
+    from sqlalchemy import exc as sa_exc  # deferred: the sandbox child never needs it
+
+    summary = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}".strip()
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(exc, sa_exc.DBAPIError) and (
+        exc.connection_invalidated or sqlstate in _TRANSIENT_SQLSTATES
+    ):
+        return DatabaseUnavailableError(summary)
+    if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
+        return DatabaseRejectedError(f"the database refused this item's data: {summary}")
+    if isinstance(
+        exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+              sa_exc.TimeoutError)
+    ):
+        return DatabaseUnavailableError(summary)
+    return InternalError(f"database error: {summary}")
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """True for an exception raised by SQLAlchemy or the database driver."""
+    from sqlalchemy import exc as sa_exc
+
+    return isinstance(exc, sa_exc.SQLAlchemyError)

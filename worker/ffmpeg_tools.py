@@ -6,16 +6,17 @@ functions below, so replacing it touches one file. The processes are run here,
 not by ffmpeg-python, because its runner neither kills a tool that overruns
 nor lets us pass an environment.
 
-Every run is hardened the same way, because a media file is hostile input:
+Every run is hardened the same way, because a media file is hostile input.
+:func:`worker.tools.run_tool` gives it an argument list (never a shell), no
+stdin, a minimal environment (no proxy variables, no Sieve secrets) and a
+wall-clock timeout (``MediaSettings.tool_timeout_s``) that kills the tool and
+raises :class:`~worker.errors.ToolTimeoutError`. On top of that:
 
-- an argument list, never a shell; the input is passed as ``file:<absolute
-  path>`` so no name can be read as another protocol or as an option;
+- the input is passed as ``file:<absolute path>`` so no name can be read as
+  another protocol or as an option;
 - ``-protocol_whitelist file`` and a demuxer whitelist, so a playlist (HLS,
   concat, ...) inside a "video" can never open a URL or pull in other files;
-- ``-nostdin`` (ffprobe never reads stdin; it gets /dev/null) and a minimal
-  environment (no proxy variables, no Sieve secrets);
-- a wall-clock timeout (``MediaSettings.tool_timeout_s``) that kills the tool
-  and raises :class:`~worker.errors.ToolTimeoutError`.
+- ``-nostdin``, so ffmpeg does not even try to read its closed stdin.
 
 A non-zero exit becomes :class:`~worker.errors.CorruptFileError` when ffmpeg's
 own words say the input is bad, :class:`~worker.errors.ToolError` otherwise,
@@ -28,7 +29,6 @@ import json
 import logging
 import math
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +36,8 @@ from typing import Any
 
 import ffmpeg
 
-from jobs.settings import MediaSettings
-from worker import errors
+from worker.config import MediaSettings
+from worker import errors, tools
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +96,6 @@ _SHOWINFO_FRAME = re.compile(r"\bn:\s*\d+\s+pts:\s*-?\d+\s+pts_time:(?P<pts_time
 _CONTEXT_PREFIX = re.compile(r"\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 _SILENCE_START = re.compile(r"silence_start:\s*(?P<at>-?[\d.]+)")
 _SILENCE_END = re.compile(r"silence_end:\s*(?P<at>-?[\d.]+)")
-
-# ffmpeg and ffprobe inherit nothing: no proxy variables, no Sieve secrets.
-_TOOL_ENVIRONMENT = {"LC_ALL": "C"}
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,7 @@ def probe(source: Path, media: MediaSettings) -> MediaProbe:
     the file as any whitelisted media format.
     """
     args = [
-        _tool_path(media.ffprobe_path, "ffprobe"),
+        tools.find_tool(media.ffprobe_path, "ffprobe"),
         "-hide_banner",
         "-v",
         "error",
@@ -180,7 +177,7 @@ def probe(source: Path, media: MediaSettings) -> MediaProbe:
         "json",
         _file_url(source),
     ]
-    completed = _run(args, media, source=source, tool="ffprobe")
+    completed = _run(args, media, tool="ffprobe")
     if completed.returncode != 0:
         raise errors.CorruptFileError(
             "not a readable audio or video file: " + _last_lines(completed.stderr, source)
@@ -223,7 +220,7 @@ def sample_frames(
         },
     )
     args = _compile(output, media, loglevel="info")
-    completed = _run(args, media, source=source, tool="ffmpeg")
+    completed = _run(args, media, tool="ffmpeg")
     _raise_for_failure(completed, source, what="cannot read the video frames")
     times = [float(match["pts_time"]) for match in _SHOWINFO_FRAME.finditer(completed.stderr)]
     written = sorted(target_dir.glob("sample-*.png"))
@@ -253,7 +250,7 @@ def extract_speech_audio(source: Path, target: Path, media: MediaSettings) -> Pa
             "t": media.max_duration_s,  # bounds the work even when no duration is declared
         },
     )
-    completed = _run(_compile(output, media), media, source=source, tool="ffmpeg")
+    completed = _run(_compile(output, media), media, tool="ffmpeg")
     _raise_for_failure(completed, source, what="cannot decode the audio")
     return target
 
@@ -270,7 +267,7 @@ def detect_silences(
         "silencedetect", noise=f"{media.silence_threshold_db}dB", d=media.min_silence_s
     )
     output = analysed.output("-", f="null")
-    completed = _run(_compile(output, media, loglevel="info"), media, source=wav, tool="ffmpeg")
+    completed = _run(_compile(output, media, loglevel="info"), media, tool="ffmpeg")
     _raise_for_failure(completed, wav, what="cannot analyse the audio for silence")
     return _parse_silences(completed.stderr, duration_seconds)
 
@@ -316,9 +313,8 @@ def _hardened_input(source: Path) -> Any:
 def _compile(output: Any, media: MediaSettings, *, loglevel: str = "error") -> list[str]:
     """The argument list for ``output``; ``info`` keeps showinfo and silencedetect lines."""
     hardened = output.global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", loglevel)
-    return list(
-        ffmpeg.compile(hardened, cmd=_tool_path(media.ffmpeg_path, "ffmpeg"), overwrite_output=True)
-    )
+    executable = tools.find_tool(media.ffmpeg_path, "ffmpeg")
+    return list(ffmpeg.compile(hardened, cmd=executable, overwrite_output=True))
 
 
 def _file_url(path: Path) -> str:
@@ -326,42 +322,9 @@ def _file_url(path: Path) -> str:
     return f"file:{path.resolve()}"
 
 
-def _tool_path(configured: str, tool: str) -> str:
-    """The executable for ``configured`` (a name on PATH or a path).
-
-    Raises :class:`~worker.errors.ConfigurationError` when it cannot be found:
-    that is the installation's fault, not the file's, and retrying will not help.
-    """
-    resolved = shutil.which(configured)
-    if resolved is None:
-        setting = f"SIEVE_MEDIA__{tool.upper()}_PATH"
-        raise errors.ConfigurationError(
-            f"{tool} not found at {configured!r}; install it or set {setting}"
-        )
-    return resolved
-
-
-def _run(
-    args: list[str], media: MediaSettings, *, source: Path, tool: str
-) -> subprocess.CompletedProcess[str]:
-    """Run ``args`` with no stdin, the minimal environment and the configured timeout."""
-    logger.debug("running %s", args)
-    try:
-        return subprocess.run(
-            args,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env=_TOOL_ENVIRONMENT,
-            timeout=media.tool_timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        # subprocess.run has already killed and reaped the tool.
-        raise errors.ToolTimeoutError(
-            f"{tool} did not finish within {media.tool_timeout_s:g} s"
-        ) from exc
+def _run(args: list[str], media: MediaSettings, *, tool: str) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` the hardened way, within ``media.tool_timeout_s``; exit status unchecked."""
+    return tools.run_tool(args, tool=tool, timeout_s=media.tool_timeout_s)
 
 
 def _raise_for_failure(

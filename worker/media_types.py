@@ -24,6 +24,10 @@ from worker import errors
 PDF = "application/pdf"
 PLAIN_TEXT = "text/plain"
 UNKNOWN = "application/octet-stream"
+# What is recorded for a zero-byte file (the name file(1) gives it). The
+# detector never returns it: it raises EmptyFileError, since no extractor could
+# read such a file; whoever records a type for one records this.
+EMPTY = "inode/x-empty"
 
 # Enough for every signature below, and for judging whether a file is text.
 _HEAD_BYTES = 64 * 1024

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import io
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.settings import ModelSettings
-from worker import errors
+from worker.config import ModelSettings
+from worker import errors, hashing
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +102,7 @@ def file_sha256(path: Path, cache_file: Path | None = None) -> str:
             cache = json.loads(cache_file.read_text())
     if key in cache:
         return cache[key]
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(4 * 1024 * 1024), b""):
-            digest.update(block)
-    cache[key] = digest.hexdigest()
+    cache[key] = hashing.hash_file(path).hexdigests["sha256"]
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(f".{os.getpid()}.tmp")
@@ -243,6 +238,7 @@ class LocalModel:
         schema: dict[str, Any],
         max_tokens: int,
         images: Sequence[str] = (),
+        should_stop: Callable[[], bool] | None = None,
     ) -> Completion:
         """Ask the model for JSON matching ``schema``; validate it.
 
@@ -251,7 +247,9 @@ class LocalModel:
         without a vision projector raises
         :class:`worker.errors.ModelCapabilityError` for them. Raises
         :class:`worker.errors.ModelOutputInvalidError` when the output is cut
-        short or does not parse.
+        short or does not parse. ``should_stop`` is polled after every
+        generated token; when it returns True generation ends early (the caller
+        has lost its claim on the item and will discard the answer).
         """
         if images and not self.info.supports_vision:
             raise errors.ModelCapabilityError(
@@ -271,6 +269,7 @@ class LocalModel:
                     top_p=self._settings.top_p,
                     repeat_penalty=self._settings.repeat_penalty,
                     seed=self._settings.seed,
+                    stopping_criteria=_stopping_criteria(should_stop),
                 )
             except ValueError as exc:
                 # llama-cpp raises ValueError when the prompt exceeds the context.
@@ -326,6 +325,15 @@ def chat_handler_class(model_path: Path) -> Any:
     return llama_chat_format.MTMDChatHandler
 
 
+def _stopping_criteria(should_stop: Callable[[], bool] | None) -> Any:
+    """llama-cpp's per-token stop hook, or None when there is nothing to poll."""
+    if should_stop is None:
+        return None
+    from llama_cpp import StoppingCriteriaList
+
+    return StoppingCriteriaList([lambda _tokens, _logits: should_stop()])
+
+
 def build_chat_messages(
     instructions: str, content: str, images: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
@@ -365,9 +373,4 @@ def load_process_model(settings: ModelSettings, hash_cache_file: Path | None = N
     global _process_model
     if _process_model is None:
         _process_model = LocalModel(settings, hash_cache_file)
-    return _process_model
-
-
-def process_model() -> LocalModel | None:
-    """This process's model if loaded."""
     return _process_model

@@ -1,9 +1,9 @@
 """Text in pictures, read by Tesseract.
 
-Tesseract runs as a subprocess (an argument list, never a shell) with a
-wall-clock timeout. The image goes in on stdin: Tesseract treats some input
-names specially (a ``.txt`` file is read as a list of images), and stdin leaves
-no name to misread. Output is Tesseract's TSV, which gives every word with its
+Tesseract runs through :func:`worker.tools.run_tool` (an argument list, never
+a shell, a minimal environment, a wall-clock timeout). The image goes in on
+stdin: Tesseract treats some input names specially (a ``.txt`` file is read as
+a list of images), and stdin leaves no name to misread. Output is Tesseract's TSV, which gives every word with its
 confidence, so a caller learns how far to trust the text as well as the text.
 """
 
@@ -12,24 +12,19 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import logging
-import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.settings import MediaSettings
-from worker import errors
-
-logger = logging.getLogger(__name__)
+from worker.config import MediaSettings
+from worker import errors, tools
 
 # Tesseract's TSV: one row per page, block, paragraph, line and word; level 5 is a word.
 _WORD_LEVEL = "5"
 
 # Tesseract starts one OpenMP thread per core for each page; in a worker that
-# already uses every core that only adds contention, so it gets one. Nothing
-# else is inherited: no proxy variables, no Sieve secrets.
-_TESSERACT_ENVIRONMENT = {"OMP_THREAD_LIMIT": "1", "LC_ALL": "C"}
+# already uses every core that only adds contention, so it gets one.
+_TESSERACT_ENVIRONMENT = {"OMP_THREAD_LIMIT": "1"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +34,6 @@ class OcrResult:
     text: str  # lines joined by newlines, paragraphs by a blank line
     confidence: float | None  # mean word confidence, 0-1; None when no word was found
     engine: str  # "tesseract 5.3.0": recorded with the text for provenance
-    word_count: int
 
     def as_attributes(self) -> dict[str, object]:
         """What a segment records in ``attributes["ocr"]``."""
@@ -64,11 +58,8 @@ def read_text(image: bytes, media: MediaSettings, *, dpi: int | None = None) -> 
     if dpi is not None:
         args += ["--dpi", str(dpi)]
     args.append("tsv")
-    completed = _run(args, media.tool_timeout_s, stdin=image)
-    if completed.returncode != 0:
-        detail = completed.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise errors.ToolError(f"tesseract failed (exit {completed.returncode}): {detail[0]}")
-    return _parse_tsv(completed.stdout.decode("utf-8", "replace"), tesseract_version(media))
+    completed = _run(args, media.tool_timeout_s, stdin=image, check=True)
+    return _parse_tsv(completed.stdout, tesseract_version(media))
 
 
 def segment_text(
@@ -96,10 +87,9 @@ def tesseract_version(media: MediaSettings) -> str:
 @functools.lru_cache(maxsize=4)
 def _version_of(executable: str, timeout_s: float) -> str:
     """The cached version line of the Tesseract at ``executable``."""
-    completed = _run([executable, "--version"], timeout_s, stdin=b"")
-    lines = completed.stdout.decode("utf-8", "replace").splitlines()
+    completed = _run([executable, "--version"], timeout_s)
     # Tesseract 4 printed its version on stderr.
-    lines += completed.stderr.decode("utf-8", "replace").splitlines()
+    lines = completed.stdout.splitlines() + completed.stderr.splitlines()
     first = next((line.strip() for line in lines if line.strip()), "")
     if completed.returncode != 0 or not first.startswith("tesseract"):
         raise errors.ToolError(f"cannot tell the version of {executable}: {first or 'no output'}")
@@ -128,31 +118,23 @@ def _parse_tsv(tsv: str, engine: str) -> OcrResult:
         "\n".join(" ".join(words) for words in lines.values()) for lines in paragraphs.values()
     )
     mean = sum(confidences) / len(confidences) if confidences else None
-    return OcrResult(text=text, confidence=mean, engine=engine, word_count=len(confidences))
+    return OcrResult(text=text, confidence=mean, engine=engine)
 
 
 def _tesseract(media: MediaSettings) -> str:
     """The Tesseract executable; ConfigurationError when it is not installed."""
-    resolved = shutil.which(media.tesseract_path)
-    if resolved is None:
-        raise errors.ConfigurationError(
-            f"tesseract not found at {media.tesseract_path!r}; "
-            "install tesseract-ocr or set SIEVE_MEDIA__TESSERACT_PATH"
-        )
-    return resolved
+    return tools.find_tool(media.tesseract_path, "tesseract", package="tesseract-ocr")
 
 
-def _run(args: list[str], timeout_s: float, *, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
-    """Run ``args``; ToolTimeoutError (the process killed) when it overruns."""
-    logger.debug("running %s", args)
-    try:
-        return subprocess.run(
-            args,
-            input=stdin,
-            capture_output=True,
-            env=_TESSERACT_ENVIRONMENT,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise errors.ToolTimeoutError(f"tesseract did not finish within {timeout_s:g} s") from exc
+def _run(
+    args: list[str], timeout_s: float, *, stdin: bytes | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run Tesseract (one OpenMP thread); ToolTimeoutError when it overruns ``timeout_s``."""
+    return tools.run_tool(
+        args,
+        tool="tesseract",
+        timeout_s=timeout_s,
+        stdin=stdin,
+        extra_environment=_TESSERACT_ENVIRONMENT,
+        check=check,
+    )

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jobs.settings import LimitSettings, MediaSettings
+from worker.config import LimitSettings, MediaSettings
 from worker import errors
 from worker.extractors.base import Extraction
 
@@ -50,10 +50,6 @@ _POLL_SECONDS = 5.0
 _CPU_HARD_GRACE_SECONDS = 5
 _STDERR_TAIL_BYTES = 4000
 _MAX_OPEN_FILES = 256
-
-
-class SandboxInternalError(Exception):
-    """The extractor raised something that is not a Sieve error: a bug, with its traceback."""
 
 
 def extract_isolated(
@@ -72,7 +68,7 @@ def extract_isolated(
     :class:`~worker.errors.ExtractionOutOfMemoryError` and
     :class:`~worker.errors.ExtractionCrashedError` for a child that hit a limit
     or died. An unexpected exception inside the child comes back as
-    :class:`SandboxInternalError` carrying the child's traceback. ``heartbeat``
+    :class:`~worker.errors.InternalError` carrying the child's traceback. ``heartbeat``
     is called every few seconds while the child runs (lease renewal); whatever
     it raises stops the child and propagates. ``plugins`` are modules that
     register extractors of their own; the child imports them too.
@@ -225,7 +221,9 @@ def _read_result(payload: dict[str, Any], limits: LimitSettings) -> Extraction:
     if "extraction" in payload:
         return Extraction.from_dict(payload["extraction"])
     if "internal" in payload:
-        raise SandboxInternalError(payload["internal"])
+        raise errors.InternalError(
+            "internal error in the extractor (see the traceback)", detail=payload["internal"]
+        )
     code, message = payload["error"]["code"], payload["error"]["message"]
     if code == errors.ExtractionOutOfMemoryError.code:
         message = _memory_message(limits)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from jobs.settings import MediaSettings
+from worker.config import MediaSettings
 from worker import errors
 
 if TYPE_CHECKING:

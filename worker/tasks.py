@@ -1,53 +1,59 @@
-"""Celery tasks: thin wrappers that hand an item run to the pipeline.
+"""The Celery task: a thin wrapper that hands an item run to the pipeline.
 
 The model and the database engine are created once per worker *child*
 process, after the fork (a model or a connection pool must never be shared
-across fork), by the ``worker_process_init`` handler below.
+across fork), by the ``worker_process_init`` handler registered below. The
+worker's main process runs the recovery sweep once the pool is up.
 """
 
 from __future__ import annotations
 
 import logging
-from celery import Task, signals
+
+from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import DBAPIError
 
 from db import audit
 from db.session import make_engine, make_session_factory, transaction
-from jobs import leases
-from jobs.pipeline import PipelineContext, process_item_run
-from jobs.settings import get_settings
-from worker.celery_app import PROCESS_ITEM_TASK, app
+from worker import errors, leases
+from worker.celery_app import PROCESS_ITEM_TASK
+from worker.config import WorkerConfig
+from worker.dispatch import Dispatcher
 from worker.model import load_process_model
+from worker.pipeline import PipelineContext, process_item_run
 
 logger = logging.getLogger(__name__)
 
-_context: PipelineContext | None = None
 
+class WorkerProcess:
+    """This process's pipeline context, built on first use (once per child)."""
 
-def build_process_context() -> PipelineContext:
-    """Load the model and open the database for this process (once)."""
-    global _context
-    if _context is None:
-        settings = get_settings()
-        model = load_process_model(settings.model, settings.data_dir / "model-hashes.json")
-        engine = make_engine(settings.resolved_database_url)
-        _context = PipelineContext(
-            settings=settings,
-            session_factory=make_session_factory(engine),
-            model=model,
-            worker_id=leases.process_identity("worker"),
-            interruptions=(SoftTimeLimitExceeded,),
-        )
-        _record_worker_start(_context)
-        logger.info(
-            "%s ready: model %s (sha256 %s…), vision=%s",
-            _context.worker_id,
-            model.info.name,
-            model.info.sha256[:12],
-            model.info.supports_vision,
-        )
-    return _context
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self._context: PipelineContext | None = None
+
+    def context(self) -> PipelineContext:
+        """Load the model and open the database for this process (once)."""
+        if self._context is None:
+            config = self.config
+            model = load_process_model(config.model, config.data_dir / "model-hashes.json")
+            engine = make_engine(config.resolved_database_url)
+            self._context = PipelineContext(
+                config=config,
+                session_factory=make_session_factory(engine),
+                model=model,
+                worker_id=leases.process_identity("worker", config.worker.host_name),
+                interruptions=(SoftTimeLimitExceeded,),
+            )
+            _record_worker_start(self._context)
+            logger.info(
+                "%s ready: model %s (sha256 %s…), vision=%s",
+                self._context.worker_id,
+                model.info.name,
+                model.info.sha256[:12],
+                model.info.supports_vision,
+            )
+        return self._context
 
 
 def _record_worker_start(context: PipelineContext) -> None:
@@ -73,36 +79,49 @@ def _record_worker_start(context: PipelineContext) -> None:
         )
 
 
-@signals.worker_process_init.connect
-def _load_model_in_child(**_: object) -> None:
-    build_process_context()
+def register_worker_tasks(app: Celery, config: WorkerConfig) -> WorkerProcess:
+    """Add Sieve's task and its process hooks to ``app``; return the per-process holder."""
+    process = WorkerProcess(config)
+
+    def load_model_in_child(**_: object) -> None:
+        process.context()
+
+    def start_recovery_sweep(**_: object) -> None:
+        # In the main process, once the pool is up: re-drive what the broker
+        # lost while no worker was running (a Redis restart, a killed worker).
+        from worker.sweeper import start_sweeper
+
+        start_sweeper(config, Dispatcher(app, config.worker.queue))
+
+    # weak=False: these closures have no other reference and must outlive this call.
+    signals.worker_process_init.connect(load_model_in_child, weak=False)
+    signals.worker_ready.connect(start_recovery_sweep, weak=False)
+
+    @app.task(name=PROCESS_ITEM_TASK, bind=True, max_retries=None)
+    def process_item(self: Task, item_run_id: int) -> str | None:
+        """Process one item run; retry later on transient failures."""
+        try:
+            outcome = process_item_run(process.context(), item_run_id)
+        except errors.DatabaseUnavailableError as exc:
+            # Nothing can be recorded without the database: retry the message,
+            # within a budget. Past it the message is dropped; the item stays
+            # in the database and the recovery sweep re-drives it later, where
+            # its attempt count (kept in the database) bounds it in turn.
+            retries = self.request.retries
+            if retries >= config.worker.database_retry_limit:
+                logger.error("item run %s: database unavailable, %s retries spent: %s",
+                             item_run_id, retries, exc.message)
+                return None
+            logger.warning("item run %s: %s; retrying", item_run_id, exc.message)
+            raise self.retry(countdown=_backoff_seconds(config, retries), exc=exc) from exc
+        if outcome.retry:
+            countdown = outcome.retry_after_s or _backoff_seconds(config, self.request.retries)
+            raise self.retry(countdown=countdown)
+        return outcome.state.value if outcome.state else None
+
+    return process
 
 
-@signals.worker_ready.connect
-def _start_recovery_sweep(**_: object) -> None:
-    # In the main process, once the pool is up: re-drive what the broker lost
-    # while no worker was running (a Redis restart, a killed worker).
-    from worker.sweeper import start_sweeper
-
-    start_sweeper(get_settings())
-
-
-@app.task(name=PROCESS_ITEM_TASK, bind=True, max_retries=None)
-def process_item(self: Task, item_run_id: int) -> str | None:
-    """Process one item run; retry later on transient failures."""
-    context = build_process_context()
-    try:
-        outcome = process_item_run(context, item_run_id)
-    except DBAPIError as exc:
-        # The database is down or restarting: nothing can be recorded, so the
-        # message is retried rather than acked into oblivion.
-        logger.warning("database error on item run %s: %s; retrying", item_run_id, exc)
-        raise self.retry(countdown=_backoff_seconds(self.request.retries), exc=exc) from exc
-    if outcome.retry:
-        countdown = outcome.retry_after_s or _backoff_seconds(self.request.retries)
-        raise self.retry(countdown=countdown)
-    return outcome.state.value if outcome.state else None
-
-
-def _backoff_seconds(retries: int) -> float:
-    return float(min(300, 5 * 2**retries))
+def _backoff_seconds(config: WorkerConfig, retries: int) -> float:
+    """Exponential backoff from ``worker.retry_backoff_s``, capped at five minutes."""
+    return float(min(300.0, config.worker.retry_backoff_s * 2**retries))

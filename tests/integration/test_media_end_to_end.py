@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from db import audit
-from db.models import Item, ItemRun, ItemSource, Result, Run, Segment
+from db.models import Item, ItemRun, ItemSource, Result, Run, StoredSegment
 from jobs.settings import MediaSettings
 from tests import mediagen, services
 from tests.integration.harness import (
@@ -172,7 +172,7 @@ def _item(session: Session, job: dict[str, Any], name: str) -> Item:
     return item
 
 
-def _segments(item: Item, kind: str) -> list[Segment]:
+def _segments(item: Item, kind: str) -> list[StoredSegment]:
     return sorted((s for s in item.segments if s.kind == kind), key=lambda s: s.index)
 
 

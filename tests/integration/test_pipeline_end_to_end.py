@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.models import AuditEvent, Item, ItemRun, Result, Run
-from jobs.task_specs import build_task
+from worker.task_specs import build_task
 from tests import pdfgen
 from tests.integration.harness import WorkerProcess, run_sieve, submit_folder, wait_for_run
 from worker.model import bundled_model_path

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs import content_store
 from jobs.content_store import object_relative_path, store_file
+from worker import hashing
 
 # Larger than one read chunk, so hashing and copying span several blocks.
-MULTI_CHUNK_BYTES = bytes(range(256)) * (content_store.CHUNK_BYTES // 256 * 2 + 7)
+MULTI_CHUNK_BYTES = bytes(range(256)) * (hashing.CHUNK_BYTES // 256 * 2 + 7)
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from db.base import utcnow
 from db.models import AuditEvent, ItemRun, ItemState, Result, Run, RunState
 from db.session import make_engine, make_session_factory
 from jobs import embedded, submit
-from jobs.pipeline import PipelineContext, process_item_run
+from worker.pipeline import PipelineContext, process_item_run
 from jobs.settings import ModelSettings, Settings
-from jobs.task_specs import build_task
+from worker.task_specs import build_task
 from tests import pdfgen
 from worker import errors
 from worker.model import Completion, LocalModel

@@ -14,8 +14,9 @@ from PIL import Image
 from jobs.settings import LimitSettings, MediaSettings
 from tests import mediagen
 from worker import errors
-from worker.extractors.image import ImageExtractor, evenly_spaced
+from worker.extractors.image import ImageExtractor
 from worker.extractors.registry import extractor_for
+from worker.pictures import evenly_spaced
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobs import leases
+from worker import leases
 
 
 def _exited_pid() -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from jobs import model_catalog, model_download, models_cli
+from jobs import cli, model_catalog, model_download, models_cli
 from jobs.model_catalog import KnownModel, ModelFile
 from jobs.settings import reset_settings_cache
 from worker import errors
@@ -400,7 +400,7 @@ def cli_env(hub: LocalHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
 def test_cli_pull_prints_the_settings_to_use(hub: LocalHub, cli_env: Path) -> None:
     publish_tiny(hub)
 
-    result = CliRunner().invoke(models_cli.models, ["pull", "tiny-test"])
+    result = CliRunner().invoke(cli.cli, ["models", "pull", "tiny-test"])
 
     assert result.exit_code == 0, result.output
     directory = (cli_env / "models" / "tiny-test").resolve()
@@ -415,7 +415,7 @@ def test_cli_pull_prints_the_settings_to_use(hub: LocalHub, cli_env: Path) -> No
 
 
 def test_cli_pull_of_an_unknown_name_exits_2(cli_env: Path) -> None:
-    result = CliRunner().invoke(models_cli.models, ["pull", "gemma-99"])
+    result = CliRunner().invoke(cli.cli, ["models", "pull", "gemma-99"])
 
     assert result.exit_code == 2
     assert "unknown model 'gemma-99'" in result.stderr
@@ -423,7 +423,7 @@ def test_cli_pull_of_an_unknown_name_exits_2(cli_env: Path) -> None:
 
 
 def test_cli_pull_that_fails_exits_2_with_the_url(hub: LocalHub, cli_env: Path) -> None:
-    result = CliRunner().invoke(models_cli.models, ["pull", "tiny-test"])
+    result = CliRunner().invoke(cli.cli, ["models", "pull", "tiny-test"])
 
     assert result.exit_code == 2
     assert f"{hub.url}/{REPO}/resolve/main/tiny-Q4_K_M.gguf" in result.stderr
@@ -434,9 +434,9 @@ def test_cli_list_shows_what_is_present(hub: LocalHub, cli_env: Path) -> None:
     publish_tiny(hub)
     runner = CliRunner()
 
-    before = runner.invoke(models_cli.models, ["list"])
-    runner.invoke(models_cli.models, ["pull", "tiny-test"])
-    after = runner.invoke(models_cli.models, ["list"])
+    before = runner.invoke(cli.cli, ["models", "list"])
+    runner.invoke(cli.cli, ["models", "pull", "tiny-test"])
+    after = runner.invoke(cli.cli, ["models", "list"])
 
     assert before.exit_code == 0 and after.exit_code == 0
     assert "gemma-3-270m-it-Q4_K_M.gguf" in before.stdout

@@ -64,7 +64,6 @@ def test_the_pdf_extractor_declares_its_name_version_types_and_score() -> None:
     assert PdfExtractor.name == "pdf"
     assert PdfExtractor.version == "1"
     assert PdfExtractor.media_types == frozenset({"application/pdf"})
-    assert PdfExtractor.extensions == frozenset({".pdf"})
     assert PdfExtractor.score == 100
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jobs.task_specs import TASK_BUILDERS, TaskSpec, build_task, task_for_run
+from worker.task_specs import TASK_BUILDERS, TaskSpec, build_task, task_for_run
 from worker import errors
 
 MAX_TEXT_CHARS = 300

@@ -35,7 +35,6 @@ def test_the_text_extractor_declares_its_name_type_and_score() -> None:
     assert PlainTextExtractor.name == "text"
     assert PlainTextExtractor.media_types == frozenset({"text/plain"})
     assert PlainTextExtractor.score == 50
-    assert ".txt" in PlainTextExtractor.extensions
 
 
 def test_the_text_extractor_is_registered_for_text_plain() -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 from jobs.settings import LimitSettings, MediaSettings
 from tests import mediagen
 from worker import errors
-from worker.extractors.base import Extraction, Segment, SegmentKind
+from worker.extractors.base import ExtractedSegment, Extraction, SegmentKind
 from worker.extractors.registry import extractor_for
 from worker.extractors.video import VideoExtractor, fingerprint
 
@@ -62,11 +62,11 @@ def limits() -> LimitSettings:
     return LimitSettings()
 
 
-def frames_of(extraction: Extraction) -> list[Segment]:
+def frames_of(extraction: Extraction) -> list[ExtractedSegment]:
     return [segment for segment in extraction.segments if segment.kind is SegmentKind.frame]
 
 
-def chunks_of(extraction: Extraction) -> list[Segment]:
+def chunks_of(extraction: Extraction) -> list[ExtractedSegment]:
     return [segment for segment in extraction.segments if segment.kind is SegmentKind.audio_chunk]
 
 

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from jobs.windowing import (
+from worker.windowing import (
     LabelledText,
     Window,
     partial_answers_as_pieces,

@@ -17,7 +17,7 @@ extracted does the archive fail, with the most telling of its members' errors.
 
 Extraction runs in a sandboxed child process (worker/sandbox.py), but this
 module bounds itself too: memory by reading in chunks, disk and time by the
-caps in :class:`jobs.settings.LimitSettings`.
+caps in :class:`worker.config.LimitSettings`.
 """
 
 from __future__ import annotations
@@ -40,10 +40,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from jobs.settings import LimitSettings, MediaSettings
+from worker.config import LimitSettings, MediaSettings
 from worker import errors, media_types
 from worker.extractors import registry
-from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
+from worker.extractors.base import (
+    ExtractedSegment,
+    Extraction,
+    Extractor,
+    SegmentKind,
+    errors_mapped_to,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +173,6 @@ class ZipExtractor(Extractor):
     name = "zip"
     version = "1"
     media_types = frozenset({MEDIA_TYPE})
-    extensions = frozenset({".zip"})
     score = 100
 
     def extract(
@@ -305,7 +310,7 @@ class _Problem:
 class _Contents:
     """What one archive, and the archives inside it, gave."""
 
-    segments: list[Segment] = field(default_factory=list)
+    segments: list[ExtractedSegment] = field(default_factory=list)
     members: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
     identifiers: dict[str, Any] = field(default_factory=dict)
@@ -376,7 +381,7 @@ class _Contents:
             self._add_segment(segment, f"{member}/{segment.label}", inner_member, derived)
 
     def _add_segment(
-        self, segment: Segment, label: str, member: str, derived: PurePosixPath
+        self, segment: ExtractedSegment, label: str, member: str, derived: PurePosixPath
     ) -> None:
         """Append ``segment`` renumbered within its kind and re-rooted under ``derived``."""
         index = self.next_index.get(segment.kind, 0)
@@ -443,10 +448,10 @@ def _read_archive(source: Path, artifacts_dir: Path, context: _Context) -> _Cont
 
 def _open_archive(source: Path) -> zipfile.ZipFile:
     """Open ``source`` and parse its central directory; nothing is decompressed yet."""
-    try:
+    with errors_mapped_to(
+        errors.CorruptFileError, _ARCHIVE_FORMAT_ERRORS, "not a readable ZIP archive"
+    ):
         return zipfile.ZipFile(source)
-    except _ARCHIVE_FORMAT_ERRORS as exc:
-        raise errors.CorruptFileError(f"not a readable ZIP archive: {exc}") from exc
 
 
 def _check_declared_directory(source: Path, limits: LimitSettings) -> None:
@@ -744,14 +749,16 @@ def _copy_counted(
 
 @contextlib.contextmanager
 def _zip_errors(what: str) -> Iterator[None]:
-    """Turn zipfile's complaints about a member into Sieve's input errors."""
-    try:
+    """Turn zipfile's complaints about a member into Sieve's input errors.
+
+    NotImplementedError is a compression method or ZIP feature zipfile does
+    not implement: unsupported, not corrupt.
+    """
+    with (
+        errors_mapped_to(errors.UnsupportedTypeError, (NotImplementedError,), what),
+        errors_mapped_to(errors.CorruptFileError, _ZIP_FORMAT_ERRORS, what),
+    ):
         yield
-    except NotImplementedError as exc:
-        # A compression method or ZIP feature zipfile does not implement.
-        raise errors.UnsupportedTypeError(f"{what}: {exc}") from exc
-    except _ZIP_FORMAT_ERRORS as exc:
-        raise errors.CorruptFileError(f"{what}: {exc}") from exc
 
 
 def _extract_member(

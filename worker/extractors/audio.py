@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from jobs.settings import LimitSettings, MediaSettings
+from worker.config import LimitSettings, MediaSettings
 from worker import errors, ffmpeg_tools, media_types, speech
 from worker.extractors import registry
-from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
+from worker.extractors.base import ExtractedSegment, Extraction, Extractor, SegmentKind
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ _MIN_SPEECH_S = 0.1
 class AudioTranscript:
     """The transcript of one audio stream, as ``audio_chunk`` segments."""
 
-    segments: list[Segment]
+    segments: list[ExtractedSegment]
     duration_seconds: float  # of the decoded audio, which is what the chunks index into
     speech_model: str
 
@@ -65,7 +65,6 @@ class AudioExtractor(Extractor):
     name = "audio"
     version = "1"
     media_types = MEDIA_TYPES
-    extensions = frozenset({".mp3", ".wav", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac"})
     score = 100
 
     def extract(
@@ -212,11 +211,11 @@ def _read_span(reader: wave.Wave_read, span: tuple[float, float]) -> np.ndarray:
 
 def _transcribed_segment(
     index: int, span: tuple[float, float], samples: np.ndarray, media: MediaSettings
-) -> Segment:
+) -> ExtractedSegment:
     """One ``audio_chunk`` segment for ``span``: its transcript and mean confidence."""
     utterances = speech.transcribe(samples, media)
     text = " ".join(utterance.text for utterance in utterances)
-    return Segment(
+    return ExtractedSegment(
         kind=SegmentKind.audio_chunk,
         index=index,
         label=span_label(*span),

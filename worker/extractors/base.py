@@ -3,18 +3,25 @@
 Extractors are pure: a file path in, typed segments out. They know nothing of
 the database, Celery or the model, so the embedded mode, the worker and (later)
 a sandboxed child process can all call the same code.
+
+Every extractor also maps its parsing library's exceptions to Sieve's error
+tree the same way, with :func:`errors_mapped_to` around the library's calls
+only, so a bug in Sieve is never reported as a damaged file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jobs.settings import LimitSettings, MediaSettings
+from worker import errors
+from worker.config import LimitSettings, MediaSettings
 
 
 class SegmentKind(str, enum.Enum):
@@ -27,12 +34,13 @@ class SegmentKind(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class Segment:
-    """One addressable part of a source file, in source order.
+class ExtractedSegment:
+    """One addressable part of a source file, in source order, as an extractor read it.
 
     ``index`` is 0-based; ``label`` is what a result cites ("page 3",
     "00:03:12-00:03:40"). ``artifact_path`` is a derived file (a rendered page,
-    a frame) relative to the artifacts directory, or None.
+    a frame) relative to the artifacts directory, or None. The pipeline stores
+    each as a :class:`db.models.StoredSegment` row.
     """
 
     kind: SegmentKind
@@ -52,7 +60,7 @@ class Extraction:
 
     extractor: str  # "name/version" of the extractor that produced this
     media_type: str
-    segments: list[Segment]
+    segments: list[ExtractedSegment]
     metadata: dict[str, Any] = field(default_factory=dict)
     # Patient- or person-identifying values (DICOM PS3.15 basic profile tags):
     # stored apart from ``metadata`` and kept out of prompts unless allowed.
@@ -69,7 +77,7 @@ class Extraction:
     def from_dict(cls, data: dict[str, Any]) -> Extraction:
         """The inverse of :meth:`to_dict`."""
         segments = [
-            Segment(**{**segment, "kind": SegmentKind(segment["kind"])})
+            ExtractedSegment(**{**segment, "kind": SegmentKind(segment["kind"])})
             for segment in data["segments"]
         ]
         return cls(**{**data, "segments": segments})
@@ -86,7 +94,6 @@ class Extractor(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     media_types: ClassVar[frozenset[str]]
-    extensions: ClassVar[frozenset[str]] = frozenset()
     score: ClassVar[int] = 50
 
     @abstractmethod
@@ -110,3 +117,29 @@ class Extractor(ABC):
     def qualified_name(cls) -> str:
         """``name/version``: recorded with every extraction for provenance."""
         return f"{cls.name}/{cls.version}"
+
+
+@contextlib.contextmanager
+def errors_mapped_to(
+    error_class: type[errors.SieveError],
+    library_errors: tuple[type[BaseException], ...],
+    prefix: str,
+    *,
+    source: Path | None = None,
+) -> Iterator[None]:
+    """Raise ``error_class(f"{prefix}: {reason}")`` for any of ``library_errors`` in the block.
+
+    Wrap a library's own calls only: an exception of these types from Sieve's
+    code would be re-labelled too. ``reason`` is the library's message, with
+    ``source``'s path replaced by "the file" when given: the content store's
+    path means nothing to the user, whose path the item row already carries.
+    Nest several to map different exceptions to different errors; the
+    innermost sees an exception first.
+    """
+    try:
+        yield
+    except library_errors as exc:
+        reason = str(exc)
+        if source is not None:
+            reason = reason.replace(str(source), "the file")
+        raise error_class(f"{prefix}: {reason}") from exc

@@ -32,11 +32,16 @@ import pydicom.errors
 import pydicom.pixels
 from PIL import Image
 
-from jobs.settings import LimitSettings, MediaSettings
-from worker import errors, ocr
-from worker.extractors import image as image_extractor
+from worker.config import LimitSettings, MediaSettings
+from worker import errors, ocr, pictures
 from worker.extractors import registry
-from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
+from worker.extractors.base import (
+    ExtractedSegment,
+    Extraction,
+    Extractor,
+    SegmentKind,
+    errors_mapped_to,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +224,6 @@ class DicomExtractor(Extractor):
     name = "dicom"
     version = "1"
     media_types = frozenset({MEDIA_TYPE})
-    extensions = frozenset({".dcm", ".dicom"})
     score = 100
 
     def extract(
@@ -248,12 +252,14 @@ class DicomExtractor(Extractor):
         if not source.is_file():
             raise FileNotFoundError(source)
         with _pydicom_warnings_logged():
-            with _pydicom_errors_as_corrupt("not a readable DICOM file", source):
+            with errors_mapped_to(
+                errors.CorruptFileError, _PYDICOM_ERRORS, "not a readable DICOM file", source=source
+            ):
                 dataset = pydicom.dcmread(source, defer_size=_DEFER_BYTES)
             _check_is_an_instance(dataset)
             identifiers = dicom_identifiers(dataset)
             metadata = _dicom_metadata(dataset)
-            segments: list[Segment] = []
+            segments: list[ExtractedSegment] = []
             if "PixelData" in dataset:
                 segments = _render_frames(
                     source, dataset, identifiers, artifacts_dir, limits, media
@@ -316,20 +322,6 @@ def _check_is_an_instance(dataset: pydicom.Dataset) -> None:
         )
 
 
-@contextlib.contextmanager
-def _pydicom_errors_as_corrupt(what: str, source: Path) -> Iterator[None]:
-    """A pydicom error inside the block as CorruptFileError; wrap pydicom calls only.
-
-    pydicom's messages can name the file; the content store's path means
-    nothing to the user, so it is replaced.
-    """
-    try:
-        yield
-    except _PYDICOM_ERRORS as exc:
-        reason = str(exc).replace(str(source), "the file")
-        raise errors.CorruptFileError(f"{what}: {reason}") from exc
-
-
 def _render_frames(
     source: Path,
     dataset: pydicom.Dataset,
@@ -337,12 +329,12 @@ def _render_frames(
     artifacts_dir: Path,
     limits: LimitSettings,
     media: MediaSettings,
-) -> list[Segment]:
+) -> list[ExtractedSegment]:
     """Decode the sampled frames from ``source`` and turn each into a segment."""
     rows, columns = _pixel_geometry(dataset)
-    image_extractor.check_pixel_count(columns, rows, limits, "each frame of the DICOM instance")
+    pictures.check_pixel_count(columns, rows, limits, "each frame of the DICOM instance")
     frame_count = _integer_attribute(dataset, "NumberOfFrames", default=1)
-    chosen = image_extractor.evenly_spaced(frame_count, media.dicom_max_frames)
+    chosen = pictures.evenly_spaced(frame_count, media.dicom_max_frames)
     description = _description(dataset, frame_count)
     if media.dicom_identifiers_in_prompt and identifiers:
         description += "\nIdentifiers: " + "; ".join(
@@ -353,13 +345,13 @@ def _render_frames(
     for index, (frame_number, pixels) in enumerate(zip(chosen, frames, strict=True)):
         picture = _rendered(pixels, dataset)
         artifact_name = f"frame-{frame_number + 1:05d}.png"
-        png = image_extractor.save_png(picture, artifacts_dir / artifact_name)
+        png = pictures.save_png(picture, artifacts_dir / artifact_name)
         burned_in, attributes = ocr.segment_text(png, media)
         if not media.dicom_identifiers_in_prompt:
             burned_in = redact(burned_in, identifiers)
         text = description + (f"\nText in the image: {burned_in}" if burned_in.strip() else "")
         segments.append(
-            Segment(
+            ExtractedSegment(
                 kind=SegmentKind.image,
                 index=index,
                 label=_frame_label(dataset, frame_number),
@@ -385,8 +377,11 @@ def _decoded_frames(source: Path, dataset: pydicom.Dataset, chosen: list[int]) -
     itself is damaged.
     """
     try:
-        with _pydicom_errors_as_corrupt(
-            "the DICOM pixel data cannot be decoded (damaged or truncated)", source
+        with errors_mapped_to(
+            errors.CorruptFileError,
+            _PYDICOM_ERRORS,
+            "the DICOM pixel data cannot be decoded (damaged or truncated)",
+            source=source,
         ):
             return list(pydicom.pixels.iter_pixels(source, indices=chosen))
     except (RuntimeError, NotImplementedError) as exc:
@@ -460,8 +455,8 @@ def _voi_rendered(values: np.ndarray, dataset: pydicom.Dataset) -> Image.Image:
     if center is not None and width is not None and width > 0:
         return window_to_8_bit(values, center, width)
     if "VOILUTSequence" in dataset:
-        return image_extractor.stretch_to_8_bit(pydicom.pixels.apply_voi_lut(values, dataset))
-    return image_extractor.stretch_to_8_bit(values)
+        return pictures.stretch_to_8_bit(pydicom.pixels.apply_voi_lut(values, dataset))
+    return pictures.stretch_to_8_bit(values)
 
 
 def _colour_to_8_bit(pixels: np.ndarray) -> Image.Image:

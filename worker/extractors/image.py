@@ -4,7 +4,8 @@ Pillow reads the file, restricted to the formats Sieve accepts: Pillow can
 also open EPS (through Ghostscript), PSD and a dozen rarer formats, none of
 which a submitted "image" needs and each of which is more attack surface.
 Pillow errors are mapped to Sieve's error tree here, and only around Pillow's
-own calls, so a bug in Sieve is never reported as a damaged file.
+own calls, so a bug in Sieve is never reported as a damaged file. Converting
+to 8-bit PNG is :mod:`worker.pictures`' job, shared with the DICOM extractor.
 
 Decompression bombs are refused from the declared size alone: Pillow reads
 only the header on open, so a 100,000 x 100,000 image costs nothing until its
@@ -15,7 +16,6 @@ pixels are loaded, and they never are when the size is over
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import struct
 import warnings
@@ -23,13 +23,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from jobs.settings import LimitSettings, MediaSettings
-from worker import errors, media_types, ocr
+from worker.config import LimitSettings, MediaSettings
+from worker import errors, media_types, ocr, pictures
 from worker.extractors import registry
-from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
+from worker.extractors.base import (
+    ExtractedSegment,
+    Extraction,
+    Extractor,
+    SegmentKind,
+    errors_mapped_to,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,12 @@ _PILLOW_DECODE_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     EOFError,
     struct.error,
+)
+# A decompression bomb: over twice the pixel limit (the error), or over it
+# (the warning, which pillow_warnings_logged raises).
+_PILLOW_BOMB_ERRORS: tuple[type[BaseException], ...] = (
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
 )
 
 # EXIF fields worth keeping as metadata. GPS position is deliberately left
@@ -68,7 +79,6 @@ class ImageExtractor(Extractor):
     name = "image"
     version = "1"
     media_types = MEDIA_TYPES
-    extensions = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".gif"})
     score = 100
 
     def extract(
@@ -99,65 +109,19 @@ class ImageExtractor(Extractor):
         # runs one file per process, so setting it per call is safe.
         Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
         with pillow_warnings_logged():
-            with decoding_errors_mapped("not a readable image"):
-                image = Image.open(source, formats=_PILLOW_FORMATS)
+            image = _open_image(source)
             with image:
-                pictures = _pictures_to_read(image, media)
+                to_read = _pictures_to_read(image, media)
                 segments = [
                     _extract_picture(image, frame, label, index, artifacts_dir, limits, media)
-                    for index, (frame, label) in enumerate(pictures)
+                    for index, (frame, label) in enumerate(to_read)
                 ]
-                metadata = _image_metadata(image, pictures)
+                metadata = _image_metadata(image, to_read)
         return Extraction(
             extractor=self.qualified_name(),
             media_type=media_types.detect_media_type(source),
             segments=segments,
             metadata=metadata,
-        )
-
-
-def save_png(image: Image.Image, target: Path) -> bytes:
-    """Save ``image`` as PNG at ``target`` (directories created); returns the PNG bytes.
-
-    Modes PNG cannot hold, or that OCR and vision models read badly (16-bit,
-    CMYK, transparency), are converted to 8-bit grey or RGB first.
-    """
-    buffer = io.BytesIO()
-    displayable(image).save(buffer, format="PNG")
-    encoded = buffer.getvalue()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(encoded)
-    return encoded
-
-
-def displayable(image: Image.Image) -> Image.Image:
-    """``image`` as 8-bit grey or RGB; transparency flattened onto white."""
-    if image.mode in ("1", "L", "RGB"):
-        return image
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        return stretch_to_8_bit(np.asarray(image, dtype=np.float64))
-    if image.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa"):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def stretch_to_8_bit(pixels: np.ndarray) -> Image.Image:
-    """A grey image from any numeric array, its range stretched to 0-255."""
-    low, high = float(np.min(pixels)), float(np.max(pixels))
-    if high <= low:
-        return Image.fromarray(np.zeros(pixels.shape, dtype=np.uint8), mode="L")
-    scaled = (pixels - low) * (255.0 / (high - low))
-    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
-
-
-def check_pixel_count(width: int, height: int, limits: LimitSettings, what: str) -> None:
-    """Refuse a picture over ``limits.max_image_pixels`` before any pixel is decoded."""
-    if width * height > limits.max_image_pixels:
-        raise errors.LimitExceededError(
-            f"{what} is {width} x {height} pixels, more than the limit of "
-            f"{limits.max_image_pixels} pixels"
         )
 
 
@@ -185,16 +149,26 @@ def decoding_errors_mapped(what: str) -> Iterator[None]:
     bomb and :class:`~worker.errors.CorruptFileError` (message starting with
     ``what``) for anything Pillow cannot decode.
     """
-    try:
+    with (
+        errors_mapped_to(
+            errors.LimitExceededError, _PILLOW_BOMB_ERRORS, "the image is too large to open safely"
+        ),
+        errors_mapped_to(errors.CorruptFileError, _PILLOW_DECODE_ERRORS, what),
+    ):
         yield
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise errors.LimitExceededError(f"the image is too large to open safely: {exc}") from exc
-    except Image.UnidentifiedImageError as exc:
-        raise errors.CorruptFileError(
-            f"{what} (damaged, or a format Sieve does not accept)"
-        ) from exc
-    except _PILLOW_DECODE_ERRORS as exc:
-        raise errors.CorruptFileError(f"{what}: {exc}") from exc
+
+
+def _open_image(source: Path) -> Image.Image:
+    """Open ``source`` with one of the accepted Pillow plugins; only its header is read."""
+    what = "not a readable image"
+    with decoding_errors_mapped(what):
+        try:
+            return Image.open(source, formats=_PILLOW_FORMATS)
+        except Image.UnidentifiedImageError as exc:
+            # Pillow's message only names the stored object's path; say what it means.
+            raise errors.CorruptFileError(
+                f"{what} (damaged, or a format Sieve does not accept)"
+            ) from exc
 
 
 def _pictures_to_read(image: Image.Image, media: MediaSettings) -> list[tuple[int, str]]:
@@ -209,17 +183,8 @@ def _pictures_to_read(image: Image.Image, media: MediaSettings) -> list[tuple[in
                 f"the TIFF has {frame_count} pages, more than the limit of {media.max_image_pages}"
             )
         return [(frame, f"page {frame + 1}") for frame in range(frame_count)]
-    chosen = evenly_spaced(frame_count, media.max_animation_frames)
+    chosen = pictures.evenly_spaced(frame_count, media.max_animation_frames)
     return [(frame, f"frame {frame + 1}") for frame in chosen]
-
-
-def evenly_spaced(count: int, wanted: int) -> list[int]:
-    """At most ``wanted`` indexes of ``range(count)``, evenly spread, first and last included."""
-    if count <= wanted:
-        return list(range(count))
-    if wanted <= 1:
-        return [0]
-    return sorted({round(step * (count - 1) / (wanted - 1)) for step in range(wanted)})
 
 
 def _extract_picture(
@@ -230,21 +195,21 @@ def _extract_picture(
     artifacts_dir: Path,
     limits: LimitSettings,
     media: MediaSettings,
-) -> Segment:
+) -> ExtractedSegment:
     """Decode frame ``frame`` of ``image``, save it as PNG and OCR it."""
     with decoding_errors_mapped(f"cannot read {label}"):
         image.seek(frame)
-    check_pixel_count(image.width, image.height, limits, label)
+    pictures.check_pixel_count(image.width, image.height, limits, label)
     with decoding_errors_mapped(f"cannot decode {label}"):
         image.load()
         # Photos are stored as the sensor saw them; EXIF says how to turn them upright.
         upright = ImageOps.exif_transpose(image) if frame == 0 else image
-        upright = displayable(upright)
+        upright = pictures.displayable(upright)
     word, number = label.split()
     artifact_name = f"{word}-{int(number):05d}.png"
-    png = save_png(upright, artifacts_dir / artifact_name)
+    png = pictures.save_png(upright, artifacts_dir / artifact_name)
     text, attributes = ocr.segment_text(png, media, dpi=_dpi(image))
-    return Segment(
+    return ExtractedSegment(
         kind=SegmentKind.image,
         index=index,
         label=label,
@@ -266,7 +231,7 @@ def _dpi(image: Image.Image) -> int | None:
     return dpi if 50 <= dpi <= 2400 else None
 
 
-def _image_metadata(image: Image.Image, pictures: list[tuple[int, str]]) -> dict[str, Any]:
+def _image_metadata(image: Image.Image, to_read: list[tuple[int, str]]) -> dict[str, Any]:
     """Format, size of the first picture, page or frame count, a few EXIF fields."""
     with decoding_errors_mapped("cannot read the image's metadata"):
         image.seek(0)
@@ -282,7 +247,7 @@ def _image_metadata(image: Image.Image, pictures: list[tuple[int, str]]) -> dict
         metadata["page_count"] = frame_count
     elif frame_count > 1:
         metadata["frame_count"] = frame_count
-        metadata["frames_extracted"] = len(pictures)
+        metadata["frames_extracted"] = len(to_read)
     if (dpi := _dpi(image)) is not None:
         metadata["dpi"] = dpi
     return metadata | exif

@@ -9,20 +9,24 @@ propagates as is.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pymupdf
 
-from jobs.settings import LimitSettings, MediaSettings
+from worker.config import LimitSettings, MediaSettings
 from worker import errors, ocr
 from worker.extractors import registry
-from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
+from worker.extractors.base import (
+    ExtractedSegment,
+    Extraction,
+    Extractor,
+    SegmentKind,
+    errors_mapped_to,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +76,6 @@ class PdfExtractor(Extractor):
     name = "pdf"
     version = "1"
     media_types = frozenset({MEDIA_TYPE})
-    extensions = frozenset({".pdf"})
     score = 100
 
     def extract(
@@ -128,20 +131,20 @@ def _open_pdf(source: Path) -> pymupdf.Document:
     if not source.is_file():
         # A missing original is not a damaged file: let the caller's own error say so.
         raise FileNotFoundError(source)
-    try:
+    # MuPDF's message names the stored object's path: ``source`` has it replaced.
+    with errors_mapped_to(
+        errors.CorruptFileError, _MUPDF_ERRORS, "not a readable PDF", source=source
+    ):
         return pymupdf.open(source, filetype="pdf")
-    except _MUPDF_ERRORS as exc:
-        # MuPDF's message names the stored object's path; the user knows the file
-        # by its own path, which the item row already carries.
-        reason = str(exc).replace(str(source), "the file")
-        raise errors.CorruptFileError(f"not a readable PDF: {reason}") from exc
 
 
 def _checked_page_count(document: pymupdf.Document, source: Path, limits: LimitSettings) -> int:
     """The page count, once the document is known to be readable and within limits."""
     if document.needs_pass:
         raise errors.EncryptedFileError("the PDF is encrypted and needs a password to open")
-    with _mupdf_errors_as_corrupt("cannot count the pages of the PDF"):
+    with errors_mapped_to(
+        errors.CorruptFileError, _MUPDF_ERRORS, "cannot count the pages of the PDF"
+    ):
         page_count = int(document.page_count)
     if page_count == 0:
         raise errors.CorruptFileError("the PDF has no pages (damaged or empty)")
@@ -150,15 +153,6 @@ def _checked_page_count(document: pymupdf.Document, source: Path, limits: LimitS
             f"the PDF has {page_count} pages, more than the limit of {limits.max_pdf_pages}"
         )
     return page_count
-
-
-@contextlib.contextmanager
-def _mupdf_errors_as_corrupt(what: str) -> Iterator[None]:
-    """Turn an error from MuPDF inside the block into a CorruptFileError."""
-    try:
-        yield
-    except _MUPDF_ERRORS as exc:
-        raise errors.CorruptFileError(f"{what}: {exc}") from exc
 
 
 def _raise_if_out_of_memory(exc: BaseException) -> None:
@@ -176,7 +170,7 @@ def _extract_page(
     artifacts_dir: Path,
     limits: LimitSettings,
     media: MediaSettings,
-) -> Segment:
+) -> ExtractedSegment:
     """The segment for page ``index``; a MuPDF error is recorded on it, not raised.
 
     A page without enough text is rendered and read by OCR; what OCR reads
@@ -191,14 +185,14 @@ def _extract_page(
     except _PAGE_ERRORS as exc:
         _raise_if_out_of_memory(exc)
         logger.warning("cannot read the text of %s: %s", label, exc)
-        return Segment(
+        return ExtractedSegment(
             kind=SegmentKind.page,
             index=index,
             label=label,
             attributes={"error": f"cannot read the text of {label}: {exc}"},
         )
     if len(text.strip()) >= limits.min_text_chars_per_page:
-        return Segment(kind=SegmentKind.page, index=index, label=label, text=text)
+        return ExtractedSegment(kind=SegmentKind.page, index=index, label=label, text=text)
 
     artifact_name = f"page-{index + 1:05d}.png"
     try:
@@ -206,7 +200,7 @@ def _extract_page(
     except _MUPDF_ERRORS as exc:
         _raise_if_out_of_memory(exc)
         logger.warning("cannot render %s: %s", label, exc)
-        return Segment(
+        return ExtractedSegment(
             kind=SegmentKind.page,
             index=index,
             label=label,
@@ -219,7 +213,7 @@ def _extract_page(
         media,
         dpi=attributes.get("dpi", limits.render_dpi),
     )
-    return Segment(
+    return ExtractedSegment(
         kind=SegmentKind.page,
         index=index,
         label=label,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from jobs.settings import LimitSettings, MediaSettings
+from worker.config import LimitSettings, MediaSettings
 from worker import errors
 from worker.extractors import registry
-from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
+from worker.extractors.base import ExtractedSegment, Extraction, Extractor, SegmentKind
 
 MEDIA_TYPE = "text/plain"
 
@@ -28,7 +28,6 @@ class PlainTextExtractor(Extractor):
     name = "text"
     version = "1"
     media_types = frozenset({MEDIA_TYPE})
-    extensions = frozenset({".txt", ".text", ".log"})
     score = 50
 
     def extract(
@@ -52,7 +51,9 @@ class PlainTextExtractor(Extractor):
         if not pages:
             raise errors.EmptyFileError(f"{source.name} holds no text")
         segments = [
-            Segment(kind=SegmentKind.page, index=index, label=f"page {index + 1}", text=page)
+            ExtractedSegment(
+                kind=SegmentKind.page, index=index, label=f"page {index + 1}", text=page
+            )
             for index, page in enumerate(pages)
         ]
         return Extraction(

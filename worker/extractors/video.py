@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from jobs.settings import LimitSettings, MediaSettings
-from worker import errors, ffmpeg_tools, media_types
+from worker.config import LimitSettings, MediaSettings
+from worker import errors, ffmpeg_tools, media_types, pictures
 from worker.extractors import audio, registry
-from worker.extractors.base import Extraction, Extractor, Segment, SegmentKind
+from worker.extractors.base import ExtractedSegment, Extraction, Extractor, SegmentKind
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class FrameFingerprint:
 class _KeptFrames:
     """The frames kept so far, and how many were looked at."""
 
-    segments: list[Segment] = field(default_factory=list)
+    segments: list[ExtractedSegment] = field(default_factory=list)
     fingerprints: list[FrameFingerprint] = field(default_factory=list)
     sampled: int = 0
 
@@ -91,9 +91,6 @@ class VideoExtractor(Extractor):
     name = "video"
     version = "1"
     media_types = MEDIA_TYPES
-    extensions = frozenset(
-        {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".wmv", ".mpg", ".ts"}
-    )
     score = 100
 
     def extract(
@@ -178,12 +175,9 @@ def frame_sampling(
 
 
 def _check_frame_size(stream: ffmpeg_tools.MediaStream, limits: LimitSettings) -> None:
-    """Refuse frames larger than an image could be, before a decoder allocates one."""
-    if stream.width and stream.height and stream.width * stream.height > limits.max_image_pixels:
-        raise errors.LimitExceededError(
-            f"the video's frames are {stream.width} x {stream.height} pixels, more than the "
-            f"limit of {limits.max_image_pixels} pixels"
-        )
+    """Refuse frames larger than an image may be, before a decoder allocates one."""
+    if stream.width and stream.height:
+        pictures.check_pixel_count(stream.width, stream.height, limits, "each frame of the video")
 
 
 def _sample_distinct_frames(
@@ -243,7 +237,7 @@ def _keep_if_distinct(
         label = f"{label} frame {attributes['frame_number']}"
     kept.fingerprints.append(candidate)
     kept.segments.append(
-        Segment(
+        ExtractedSegment(
             kind=SegmentKind.frame,
             index=index,
             label=label,

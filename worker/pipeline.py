@@ -9,7 +9,7 @@ process an item twice nor overwrite another worker's result.
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import logging
 import time
 import traceback
@@ -18,24 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import audit
+from db import audit, storable
 from db.base import utcnow
-from db.models import FINAL_ITEM_STATES, Item, ItemRun, ItemState, Result, Run, RunState, Segment
+from db.models import FINAL_ITEM_STATES, Item, ItemRun, ItemState, Result, Run, RunState, StoredSegment
 from db.session import transaction
-from jobs import analysis as analysis_module
-from jobs import leases, task_specs, windowing
-from jobs.settings import Settings
-from worker import errors, sandbox
+from worker import analysis as analysis_module
+from worker import errors, item_states, leases, media_types, sandbox, task_specs, windowing
+from worker.config import WorkerConfig
 from worker.extractors import load_plugins, supported_media_types
 from worker.extractors.base import Extraction
+from worker.heartbeat import LeaseHeartbeat
 from worker.model import ModelInfo
 
 logger = logging.getLogger(__name__)
-
-EMPTY_MEDIA_TYPE = "inode/x-empty"
 
 
 class PipelineModel(analysis_module.JsonModel, Protocol):
@@ -54,7 +52,7 @@ class PipelineModel(analysis_module.JsonModel, Protocol):
 class PipelineContext:
     """What processing an item needs, built once per process."""
 
-    settings: Settings
+    config: WorkerConfig
     session_factory: sessionmaker[Session]
     model: PipelineModel
     worker_id: str  # "host:pid", recorded on leases, results and audit events
@@ -104,33 +102,42 @@ class LeasedElsewhere:
     expires_in_s: float
 
 
-class LeaseLostError(Exception):
-    """Another worker took this item over (our lease expired); abandon quietly."""
-
-
-class StageTimeLimitError(errors.TransientError):
-    """The item ran past its time limit."""
-
-    code = "time_limit"
-
-
 def process_item_run(context: PipelineContext, item_run_id: int) -> ItemOutcome:
     """Process one item of one run, recording the outcome in the database.
 
     Never raises for a problem with the item itself: that is recorded on the
-    item. Database errors propagate (the caller retries later: nothing can be
-    recorded without the database).
+    item, and a permanent refusal by the database (its data) is one of those.
+    Raises :class:`~worker.errors.DatabaseUnavailableError` when the database
+    is away: nothing can be recorded, so the caller retries later.
     """
-    claim = _claim(context, item_run_id)
+    try:
+        claim = _claim(context, item_run_id)
+    except errors.SieveError:
+        raise
+    except Exception as exc:
+        if errors.is_database_error(exc):
+            raise errors.from_database_error(exc) from exc
+        raise
     if claim is None:
         return ItemOutcome(item_run_id, None)
     if isinstance(claim, LeasedElsewhere):
         # Not ours to do now; but if its holder dies without finishing, this
         # message is what brings the item back, so look again when the lease ends.
         return ItemOutcome(item_run_id, None, retry=True, retry_after_s=claim.expires_in_s + 1)
+    if isinstance(claim, ItemOutcome):
+        return claim  # its retry budget was already spent
+    heartbeat = LeaseHeartbeat(
+        context.session_factory, claim.item_run_id, context.worker_id, context.config.worker.lease_s
+    )
+    with heartbeat:
+        return _attempt(context, claim, heartbeat)
+
+
+def _attempt(context: PipelineContext, claim: Claim, heartbeat: LeaseHeartbeat) -> ItemOutcome:
+    """Extract, analyse and store under a live lease; turn every failure into an outcome."""
     timings = _Timings()
     try:
-        prepared = _extract(context, claim, timings)
+        prepared = _extract(context, claim, timings, heartbeat)
         task = _task_for_run(context, claim.run_id)
         started = time.perf_counter()
         result = analysis_module.analyse_document(
@@ -138,42 +145,49 @@ def process_item_run(context: PipelineContext, item_run_id: int) -> ItemOutcome:
             task,
             prepared.document_name,
             prepared.pieces,
-            context.settings.model.max_output_tokens,
-            heartbeat=lambda: _renew_lease(context, claim),
-            max_images_per_call=context.settings.model.max_images_per_call,
+            context.config.model.max_output_tokens,
+            heartbeat=heartbeat.check,
+            should_stop=heartbeat.lost,
+            max_images_per_call=context.config.model.max_images_per_call,
         )
         timings.mark("analyse_seconds", started)
         inputs = prepared.inputs | {"pictures_sent": result.images_sent}
         return _store_result(context, claim, task, result, prepared.extractor, timings, inputs)
-    except LeaseLostError:
-        logger.warning("item run %s: lease lost to another worker; abandoning", item_run_id)
-        return ItemOutcome(item_run_id, None)
+    except errors.LeaseLostError as exc:
+        logger.warning("item run %s: %s; abandoning", claim.item_run_id, exc.message)
+        return ItemOutcome(claim.item_run_id, None)
     except errors.SieveError as exc:
-        return _record_failure(context, claim, exc, detail=None)
-    except sandbox.SandboxInternalError as exc:
-        logger.error("item run %s: extractor failed with an internal error", item_run_id)
-        internal = errors.SieveError("internal error in the extractor (see the traceback)")
-        return _record_failure(context, claim, internal, detail=str(exc))
+        return _record_failure(context, claim, exc)
     except context.interruptions as exc:  # type: ignore[misc]
-        return _record_failure(context, claim, StageTimeLimitError(f"time limit hit: {exc!r}"))
-    except Exception as exc:  # a bug in Sieve or a library: keep the traceback
-        if _is_database_error(exc):
-            raise
-        logger.exception("item run %s failed with an internal error", item_run_id)
-        internal = errors.SieveError(f"internal error: {type(exc).__name__}: {exc}")
-        return _record_failure(context, claim, internal, detail=traceback.format_exc())
-
-
-def _is_database_error(exc: Exception) -> bool:
-    from sqlalchemy.exc import DBAPIError
-
-    return isinstance(exc, DBAPIError)
+        return _record_failure(context, claim, errors.TimeLimitError(f"time limit hit: {exc!r}"))
+    except Exception as exc:
+        if errors.is_database_error(exc):
+            database_error = errors.from_database_error(exc)
+            if database_error.retryable:
+                raise database_error from exc
+            logger.error("item run %s: %s", claim.item_run_id, database_error.message)
+            return _record_failure(context, claim, database_error)
+        # A bug in Sieve or a library: keep the traceback.
+        logger.exception("item run %s failed with an internal error", claim.item_run_id)
+        internal = errors.InternalError(
+            f"internal error: {type(exc).__name__}: {exc}", detail=traceback.format_exc()
+        )
+        return _record_failure(context, claim, internal)
 
 
 # --- claim --------------------------------------------------------------------
 
 
-def _claim(context: PipelineContext, item_run_id: int) -> Claim | LeasedElsewhere | None:
+def _claim(
+    context: PipelineContext, item_run_id: int
+) -> Claim | LeasedElsewhere | ItemOutcome | None:
+    """Take the item's lease (one more attempt), or say why not.
+
+    None: nothing to do (final, cancelled, unknown). :class:`LeasedElsewhere`:
+    a live worker holds it. An :class:`ItemOutcome`: the retry budget was spent
+    by earlier attempts (transient errors, or workers that died holding it), so
+    the item ends ``retries_exhausted`` here instead of being tried forever.
+    """
     now = utcnow()
     with transaction(context.session_factory) as session:
         item_run = session.get(ItemRun, item_run_id, with_for_update=True)
@@ -182,68 +196,55 @@ def _claim(context: PipelineContext, item_run_id: int) -> Claim | LeasedElsewher
             return None
         if item_run.state in FINAL_ITEM_STATES:
             return None
-        taken_over_from = None
+        taken_over_from: dict[str, str] = {}
         if item_run.state == ItemState.running and item_run.lease_owner != context.worker_id:
             lease_live = item_run.lease_expires_at is not None and item_run.lease_expires_at > now
             if lease_live and not leases.owner_is_dead(item_run.lease_owner):
                 logger.info("item run %s is leased by %s", item_run_id, item_run.lease_owner)
                 assert item_run.lease_expires_at is not None
                 return LeasedElsewhere((item_run.lease_expires_at - now).total_seconds())
-            taken_over_from = item_run.lease_owner
+            taken_over_from = {"taken_over_from": item_run.lease_owner or "unknown"}
             logger.warning(
-                "item run %s: taking over from %s (%s)", item_run_id, taken_over_from,
+                "item run %s: taking over from %s (%s)", item_run_id, item_run.lease_owner,
                 "lease expired" if not lease_live else "process gone",
             )
         run = session.get(Run, item_run.run_id, with_for_update=True)
         assert run is not None
         if run.state == RunState.cancelled:
             return None
-        previous_state = item_run.state
-        item_run.state = ItemState.running
-        item_run.attempts += 1
-        item_run.lease_owner = context.worker_id
-        item_run.lease_expires_at = now + dt.timedelta(seconds=context.settings.worker.lease_s)
-        item_run.started_at = now
-        item_run.error_code = item_run.error_message = item_run.error_detail = None
-        item = item_run.item
-        drafts = []
+        if item_run.attempts >= context.config.worker.max_attempts:
+            exhausted = _retries_exhausted(item_run)
+            item_states.transition(
+                session, item_run, ItemState.failed, context.worker_id, error=exhausted,
+                **taken_over_from,
+            )
+            complete_run_if_finished(session, run.id, context.worker_id)
+            return ItemOutcome(item_run.id, ItemState.failed, exhausted.code)
         if run.state == RunState.pending:
             run.state = RunState.running
             run.started_at = now
-            drafts.append(
-                audit.EventDraft("run.started", context.worker_id, run.job_id, run.id)
+            audit.append_event(
+                session, audit.EventDraft("run.started", context.worker_id, run.job_id, run.id)
             )
-        drafts.append(
-            audit.EventDraft(
-                "item.state",
-                context.worker_id,
-                run.job_id,
-                run.id,
-                item.id,
-                item.sha256,
-                {"from": previous_state.value, "to": "running", "attempt": item_run.attempts}
-                | ({"taken_over_from": taken_over_from} if taken_over_from else {}),
-            )
+        item_states.transition(
+            session, item_run, ItemState.running, context.worker_id,
+            lease_s=context.config.worker.lease_s, **taken_over_from,
         )
-        audit.append_events(session, drafts)
+        item = item_run.item
         return Claim(item_run.id, run.id, run.job_id, item.id, item_run.attempts, item.sha256)
 
 
-def _renew_lease(context: PipelineContext, claim: Claim) -> None:
-    """Extend our lease; raise LeaseLostError if another worker now holds it."""
-    expires = utcnow() + dt.timedelta(seconds=context.settings.worker.lease_s)
-    with transaction(context.session_factory) as session:
-        renewed = session.execute(
-            update(ItemRun)
-            .where(
-                ItemRun.id == claim.item_run_id,
-                ItemRun.lease_owner == context.worker_id,
-                ItemRun.state == ItemState.running,
-            )
-            .values(lease_expires_at=expires)
-        ).rowcount
-    if renewed != 1:
-        raise LeaseLostError(claim.item_run_id)
+def _retries_exhausted(item_run: ItemRun, last_error: errors.SieveError | None = None) -> errors.SieveError:
+    """The error that ends an item whose attempts are used up, naming the last failure."""
+    if last_error is not None:
+        last = f"{last_error.code}: {last_error.message}"
+    elif item_run.error_code:
+        last = f"{item_run.error_code}: {item_run.error_message}"
+    else:
+        last = "the previous attempt never finished (its worker stopped or lost the database)"
+    return errors.RetriesExhaustedError(
+        f"gave up after {item_run.attempts} attempt(s); last error: {last}"
+    )
 
 
 # --- extract ------------------------------------------------------------------
@@ -262,7 +263,9 @@ class _Prepared:
 _PICTURE_KINDS = frozenset({"image", "frame"})
 
 
-def _extract(context: PipelineContext, claim: Claim, timings: _Timings) -> _Prepared:
+def _extract(
+    context: PipelineContext, claim: Claim, timings: _Timings, heartbeat: LeaseHeartbeat
+) -> _Prepared:
     """The item's labelled text and pictures, extracting (once per item) if not done before."""
     started = time.perf_counter()
     with context.session_factory() as session:
@@ -270,14 +273,14 @@ def _extract(context: PipelineContext, claim: Claim, timings: _Timings) -> _Prep
         assert item is not None
         already_extracted = item.extractor is not None
     if not already_extracted:
-        extraction = _run_extractor(context.settings, item, lambda: _renew_lease(context, claim))
+        extraction = _run_extractor(context.config, item, heartbeat.check)
         _store_extraction(context, claim, extraction)
     timings.mark("extract_seconds", started)
     with context.session_factory() as session:
         item = session.get(Item, claim.item_id)
         assert item is not None
         segments = sorted(
-            session.scalars(select(Segment).where(Segment.item_id == item.id)).all(),
+            session.scalars(select(StoredSegment).where(StoredSegment.item_id == item.id)).all(),
             key=_source_order,
         )
         can_see = context.model.image_tokens > 0
@@ -301,27 +304,27 @@ def _extract(context: PipelineContext, claim: Claim, timings: _Timings) -> _Prep
         return _Prepared(pieces, Path(item.path).name, item.extractor or "unknown", inputs)
 
 
-def _source_order(segment: Segment) -> tuple[float, str, int]:
+def _source_order(segment: StoredSegment) -> tuple[float, str, int]:
     """Time order for media (frames and speech interleaved), page order otherwise."""
     start = segment.start_seconds if segment.start_seconds is not None else -1.0
     return (start, segment.kind, segment.index)
 
 
-def _is_picture(segment: Segment) -> bool:
+def _is_picture(segment: StoredSegment) -> bool:
     return segment.artifact_path is not None and (
         segment.kind in _PICTURE_KINDS or segment.needs_ocr
     )
 
 
-def _picture_path(context: PipelineContext, segment: Segment) -> str | None:
+def _picture_path(context: PipelineContext, segment: StoredSegment) -> str | None:
     if not _is_picture(segment):
         return None
     assert segment.artifact_path is not None
-    return str(context.settings.artifacts_dir / segment.artifact_path)
+    return str(context.config.artifacts_dir / segment.artifact_path)
 
 
 def _nothing_to_analyse(
-    segments: list[Segment], pictures: list[Segment], model_name: str
+    segments: list[StoredSegment], pictures: list[StoredSegment], model_name: str
 ) -> errors.SieveError:
     """The error for an item with nothing the model can use, naming what is missing."""
     if pictures:
@@ -336,42 +339,50 @@ def _nothing_to_analyse(
     return errors.NothingToAnalyseError("the file holds no text the model can read")
 
 
-def _run_extractor(settings: Settings, item: Item, heartbeat: Callable[[], None]) -> Extraction:
-    if item.size_bytes == 0 or item.media_type == EMPTY_MEDIA_TYPE:
+def _run_extractor(config: WorkerConfig, item: Item, heartbeat: Callable[[], None]) -> Extraction:
+    if item.size_bytes == 0 or item.media_type == media_types.EMPTY:
         raise errors.EmptyFileError("the file is empty (0 bytes)")
-    if item.size_bytes > settings.limits.max_file_bytes:
+    if item.size_bytes > config.limits.max_file_bytes:
         raise errors.LimitExceededError(
-            f"the file is {item.size_bytes} bytes; the limit is {settings.limits.max_file_bytes}"
+            f"the file is {item.size_bytes} bytes; the limit is {config.limits.max_file_bytes}"
         )
-    source = settings.objects_dir / item.stored_path
+    source = config.objects_dir / item.stored_path
     if not source.is_file():
         raise errors.SourceMissingError(f"stored original {source} is missing")
-    load_plugins(settings.extractor_plugins)
+    load_plugins(config.extractor_plugins)
     if item.media_type not in supported_media_types():
         raise errors.UnsupportedTypeError(f"no extractor reads files of type {item.media_type}")
     return sandbox.extract_isolated(
         item.media_type,
         source,
-        settings.artifacts_dir / item.sha256,
-        settings.limits,
-        settings.media,
+        config.artifacts_dir / item.sha256,
+        config.limits,
+        config.media,
         heartbeat=heartbeat,
-        plugins=settings.extractor_plugins,
+        plugins=config.extractor_plugins,
     )
 
 
 def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extraction) -> None:
+    """Store the segments and metadata once per item, with text the database accepts."""
+    segments, replaced = _storable_segments(extraction)
+    metadata, metadata_replaced = storable.clean(extraction.metadata)
+    identifiers, identifiers_replaced = storable.clean(extraction.identifiers or None)
+    replaced += metadata_replaced + identifiers_replaced
+    if replaced:
+        # Say so on the item: the stored text differs from the file's by these characters.
+        metadata = metadata | {"unstorable_characters_replaced": replaced}
     with transaction(context.session_factory) as session:
         item = session.get(Item, claim.item_id, with_for_update=True)
         assert item is not None
         if item.extractor is not None:
             return  # another worker stored the same extraction first
         item.extractor = extraction.extractor
-        item.page_count = extraction.metadata.get("page_count")
-        item.doc_metadata = extraction.metadata
-        item.identifiers = extraction.identifiers or None
+        item.page_count = metadata.get("page_count")
+        item.doc_metadata = metadata
+        item.identifiers = identifiers
         session.add_all(
-            Segment(
+            StoredSegment(
                 item_id=item.id,
                 kind=segment.kind.value,
                 index=segment.index,
@@ -385,24 +396,38 @@ def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extrac
                 needs_ocr=segment.needs_ocr,
                 attributes=segment.attributes,
             )
-            for segment in extraction.segments
+            for segment in segments
         )
+        details: dict[str, Any] = {
+            "extractor": extraction.extractor,
+            "segments": len(segments),
+            "needs_ocr": sum(1 for segment in segments if segment.needs_ocr),
+        }
+        if replaced:
+            details["unstorable_characters_replaced"] = replaced
         audit.append_event(
             session,
             audit.EventDraft(
-                "item.extracted",
-                context.worker_id,
-                claim.job_id,
-                claim.run_id,
-                item.id,
-                item.sha256,
-                {
-                    "extractor": extraction.extractor,
-                    "segments": len(extraction.segments),
-                    "needs_ocr": sum(1 for s in extraction.segments if s.needs_ocr),
-                },
+                "item.extracted", context.worker_id, claim.job_id, claim.run_id, item.id,
+                item.sha256, details,
             ),
         )
+
+
+def _storable_segments(extraction: Extraction) -> tuple[list[Any], int]:
+    """The extraction's segments with NULs and lone surrogates replaced, and how many were."""
+    segments: list[Any] = []
+    replaced = 0
+    for segment in extraction.segments:
+        text, text_count = storable.clean_text(segment.text)
+        label, label_count = storable.clean_text(segment.label)
+        attributes, attributes_count = storable.clean(segment.attributes)
+        count = text_count + label_count + attributes_count
+        if count:
+            segment = dataclasses.replace(segment, text=text, label=label, attributes=attributes)
+        segments.append(segment)
+        replaced += count
+    return segments, replaced
 
 
 # --- analyse ------------------------------------------------------------------
@@ -432,7 +457,10 @@ def _lock_leased_item_run(session: Session, context: PipelineContext, claim: Cla
     item_run = session.get(ItemRun, claim.item_run_id, with_for_update=True)
     assert item_run is not None
     if item_run.state != ItemState.running or item_run.lease_owner != context.worker_id:
-        raise LeaseLostError(claim.item_run_id)
+        raise errors.LeaseLostError(
+            f"item run {claim.item_run_id} is {item_run.state.value}, "
+            f"held by {item_run.lease_owner or 'nobody'}"
+        )
     return item_run
 
 
@@ -472,82 +500,50 @@ def _store_result(
             produced_by=context.worker_id,
         )
         session.add(result)
-        _finish(item_run, ItemState.done)
         session.flush()
-        audit.append_events(
+        audit.append_event(
             session,
-            [
-                audit.EventDraft(
-                    "result.stored",
-                    context.worker_id,
-                    claim.job_id,
-                    claim.run_id,
-                    claim.item_id,
-                    claim.sha256,
-                    {
-                        "result_id": result.id,
-                        "model_sha256": model.info.sha256,
-                        "prompt_hash": task.prompt_hash,
-                        "citations": len(analysed.citations),
-                    },
-                ),
-                _state_event(context, claim, ItemState.running, ItemState.done),
-            ],
+            audit.EventDraft(
+                "result.stored",
+                context.worker_id,
+                claim.job_id,
+                claim.run_id,
+                claim.item_id,
+                claim.sha256,
+                {
+                    "result_id": result.id,
+                    "model_sha256": model.info.sha256,
+                    "prompt_hash": task.prompt_hash,
+                    "citations": len(analysed.citations),
+                },
+            ),
         )
-        _complete_run_if_finished(session, context, claim)
+        item_states.transition(session, item_run, ItemState.done, context.worker_id)
+        complete_run_if_finished(session, claim.run_id, context.worker_id)
     return ItemOutcome(claim.item_run_id, ItemState.done)
 
 
-def _record_failure(
-    context: PipelineContext, claim: Claim, exc: errors.SieveError, detail: str | None = None
-) -> ItemOutcome:
-    retry = exc.retryable and claim.attempt < context.settings.worker.max_attempts
-    new_state = ItemState.queued if retry else ItemState(exc.item_state)
+def _record_failure(context: PipelineContext, claim: Claim, exc: errors.SieveError) -> ItemOutcome:
+    """Record how this attempt failed: queued again within the retry budget, else final."""
+    detail = exc.detail if isinstance(exc, errors.InternalError) else None
     try:
         with transaction(context.session_factory) as session:
             item_run = _lock_leased_item_run(session, context, claim)
-            item_run.error_code = exc.code
-            item_run.error_message = exc.message
-            item_run.error_detail = detail
-            if retry:
-                item_run.state = ItemState.queued
-                item_run.lease_owner = None
-                item_run.lease_expires_at = None
-            else:
-                _finish(item_run, new_state)
-            event = _state_event(context, claim, ItemState.running, new_state)
-            event.details.update({"error_code": exc.code, "error_message": exc.message})
-            audit.append_event(session, event)
-            if not retry:
-                _complete_run_if_finished(session, context, claim)
-    except LeaseLostError:
+            if exc.retryable and claim.attempt < context.config.worker.max_attempts:
+                item_states.transition(
+                    session, item_run, ItemState.queued, context.worker_id, error=exc
+                )
+                return ItemOutcome(claim.item_run_id, ItemState.queued, exc.code, retry=True)
+            final_error = _retries_exhausted(item_run, exc) if exc.retryable else exc
+            final_state = ItemState(final_error.item_state)
+            item_states.transition(
+                session, item_run, final_state, context.worker_id,
+                error=final_error, error_detail=detail,
+            )
+            complete_run_if_finished(session, claim.run_id, context.worker_id)
+            return ItemOutcome(claim.item_run_id, final_state, final_error.code)
+    except errors.LeaseLostError:
         return ItemOutcome(claim.item_run_id, None)
-    return ItemOutcome(claim.item_run_id, new_state, exc.code, retry)
-
-
-def _finish(item_run: ItemRun, state: ItemState) -> None:
-    item_run.state = state
-    item_run.finished_at = utcnow()
-    item_run.lease_owner = None
-    item_run.lease_expires_at = None
-
-
-def _state_event(
-    context: PipelineContext, claim: Claim, old: ItemState, new: ItemState
-) -> audit.EventDraft:
-    return audit.EventDraft(
-        "item.state",
-        context.worker_id,
-        claim.job_id,
-        claim.run_id,
-        claim.item_id,
-        claim.sha256,
-        {"from": old.value, "to": new.value, "attempt": claim.attempt},
-    )
-
-
-def _complete_run_if_finished(session: Session, context: PipelineContext, claim: Claim) -> None:
-    complete_run_if_finished(session, claim.run_id, context.worker_id)
 
 
 def complete_run_if_finished(session: Session, run_id: int, actor: str) -> bool:

@@ -3,7 +3,8 @@
 A lease owner is recorded as ``role@host:pid``. When the holder is a process
 on this very host and that process no longer exists (a worker child killed by
 the OOM killer or SIGKILL), its lease is dead now, not when it expires: the
-item can be taken over at once instead of after ``worker.lease_s``. For an
+item can be taken over at once instead of after ``worker.lease_s``
+(which the holder's heartbeat keeps renewing while it is alive). For an
 owner on another host only the expiry time counts.
 """
 
@@ -13,9 +14,9 @@ import os
 import socket
 
 
-def process_identity(role: str) -> str:
+def process_identity(role: str, host_name: str | None = None) -> str:
     """``role@host:pid`` for this process: recorded on leases, results and audit events."""
-    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+    return f"{role}@{host_name or socket.gethostname()}:{os.getpid()}"
 
 
 def owner_is_dead(owner: str | None) -> bool:

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jobs import windowing
-from jobs.task_specs import TaskSpec
+from worker import windowing
+from worker.task_specs import TaskSpec
 from worker import errors
 from worker.model import Completion
 
@@ -39,6 +39,7 @@ class JsonModel(Protocol):
         schema: dict[str, Any],
         max_tokens: int,
         images: Sequence[str] = (),
+        should_stop: Callable[[], bool] | None = None,
     ) -> Completion: ...
 
 
@@ -53,7 +54,6 @@ class Analysis:
     completion_tokens: int = 0
     model_calls: int = 0
     images_sent: int = 0
-    seconds: float = 0.0
 
     def add(self, completion: Completion) -> None:
         """Account for one model call."""
@@ -69,27 +69,36 @@ def analyse_document(
     pieces: Sequence[windowing.LabelledText],
     max_output_tokens: int,
     heartbeat: Callable[[], None] = lambda: None,
+    should_stop: Callable[[], bool] | None = None,
     max_images_per_call: int = 4,
 ) -> Analysis:
     """Run ``task`` over a document's labelled text; combine windows if needed.
 
-    ``heartbeat`` is called after every model call, so a caller can extend its
-    lease during a long document.
+    ``heartbeat`` is called after every model call (and before a failed call's
+    error propagates): whatever it raises, typically the lease-lost error, ends
+    the analysis. ``should_stop`` is handed to the model, which polls it per
+    token, so a call whose answer will be discarded stops early. Raises
+    :class:`~worker.errors.ModelError` when the context cannot hold the partial
+    answers to combine them.
     """
     if not any(piece.text.strip() or piece.image_path for piece in pieces):
         raise errors.NothingToAnalyseError("the document has no text")
-    started = time.perf_counter()
     header = f"Document: {document_name}\n\n"
     analysis = Analysis(output={}, citations=[])
 
     def ask(instructions: str, body: str, images: Sequence[str] = ()) -> dict[str, Any]:
-        completion = model.complete_json(
-            instructions, header + body, task.schema, max_output_tokens, images
-        )
+        try:
+            completion = model.complete_json(
+                instructions, header + body, task.schema, max_output_tokens, images,
+                should_stop=should_stop,
+            )
+        except errors.SieveError:
+            heartbeat()  # an answer cut short because the lease was lost is not a model error
+            raise
+        heartbeat()
         task.validate(completion.output)
         analysis.add(completion)
         analysis.images_sent += len(images)
-        heartbeat()
         return completion.output
 
     windows = windowing.plan_windows(
@@ -118,7 +127,6 @@ def analyse_document(
             for window in reduce_windows
         ]
     analysis.output = answers[0][1]
-    analysis.seconds = time.perf_counter() - started
     return analysis
 
 

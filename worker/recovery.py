@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from db import audit
 from db.base import utcnow
-from db.models import FINAL_ITEM_STATES, Item, ItemRun, ItemState, Job, Run, RunState
+from db.models import FINAL_ITEM_STATES, ItemRun, ItemState, Run, RunState
 from db.session import transaction
-from jobs import leases
-from jobs.dispatch import publish_item_runs
-from jobs.settings import Settings
+from worker import item_states, leases
+from worker.dispatch import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +71,7 @@ class RecoveryReport:
 
 
 def resume(
-    settings: Settings,
+    dispatcher: Dispatcher,
     session_factory: sessionmaker[Session],
     actor: str,
     job_id: int | None = None,
@@ -89,7 +87,7 @@ def resume(
     policy = policy or SweepPolicy()
     report = _reset_stalled(session_factory, actor, job_id, policy)
     if report.stalled:
-        report.published = publish_item_runs(settings, session_factory, report.stalled, actor)
+        report.published = dispatcher.publish(session_factory, report.stalled, actor)
         logger.info(
             "re-published %s item(s): %s pending, %s queued, %s with dead leases",
             report.published, len(report.pending), len(report.queued), len(report.expired_leases),
@@ -108,9 +106,8 @@ def _reset_stalled(
         if policy.requeue_queued:
             waiting_states.append(ItemState.queued)
         query = (
-            select(ItemRun, Run.job_id, Item.sha256)
+            select(ItemRun)
             .join(Run, Run.id == ItemRun.run_id)
-            .join(Item, Item.id == ItemRun.item_id)
             .where(
                 Run.state.in_(ACTIVE_RUN_STATES),
                 or_(
@@ -119,29 +116,22 @@ def _reset_stalled(
                 ),
             )
             .order_by(ItemRun.id)
+            .options(selectinload(ItemRun.item), selectinload(ItemRun.run))
             # A worker claiming one of these right now holds its row lock:
             # skip it rather than wait, it is not stalled.
             .with_for_update(of=ItemRun, skip_locked=True)
         )
         if job_id is not None:
             query = query.where(Run.job_id == job_id)
-        drafts: list[audit.EventDraft] = []
-        for item_run, run_job_id, sha256 in session.execute(query).all():
+        for item_run in session.scalars(query).all():
             reason = _stall_reason(item_run, now)
             if reason is None:
                 continue
             report.record(item_run.state, item_run.id)
-            drafts.append(
-                audit.EventDraft(
-                    "item.state", actor, run_job_id, item_run.run_id, item_run.item_id, sha256,
-                    {"from": item_run.state.value, "to": "pending", "reason": reason}
-                    | ({"lease_owner": item_run.lease_owner} if item_run.lease_owner else {}),
-                )
-            )
-            item_run.state = ItemState.pending
-            item_run.lease_owner = None
-            item_run.lease_expires_at = None
-        audit.append_events(session, drafts)
+            lease = {"lease_owner": item_run.lease_owner} if item_run.lease_owner else {}
+            if item_run.state == ItemState.pending:
+                continue  # already where a publish starts from; nothing to reset
+            item_states.transition(session, item_run, ItemState.pending, actor, reason, **lease)
     return report
 
 
@@ -174,9 +164,9 @@ def cancel_job(session_factory: sessionmaker[Session], job_id: int, actor: str) 
     """Cancel every active run of a job: no further item is started or finished.
 
     Unfinished items become ``cancelled`` at once. A worker in the middle of
-    one notices at its next lease renewal or when it tries to store its
-    result (the lease check fails) and abandons it; nothing it did is stored.
-    Finished items and their results are kept.
+    one notices at its next lease renewal (the heartbeat) or when it tries to
+    store its result (the lease check fails) and abandons it; nothing it did is
+    stored. Finished items and their results are kept.
     """
     now = utcnow()
     runs_cancelled: list[int] = []
@@ -189,52 +179,24 @@ def cancel_job(session_factory: sessionmaker[Session], job_id: int, actor: str) 
             .with_for_update()
         ).all()
         for run in runs:
-            rows = session.execute(
-                select(ItemRun, Item.sha256)
-                .join(Item, Item.id == ItemRun.item_id)
+            unfinished = session.scalars(
+                select(ItemRun)
                 .where(ItemRun.run_id == run.id, ItemRun.state.not_in(FINAL_ITEM_STATES))
                 .order_by(ItemRun.id)
+                .options(selectinload(ItemRun.item), selectinload(ItemRun.run))
                 .with_for_update(of=ItemRun)
             ).all()
-            drafts = [
-                _cancel_item(item_run, sha256, job_id, actor, now) for item_run, sha256 in rows
-            ]
-            items_running += sum(1 for draft in drafts if draft.details["from"] == "running")
-            items_cancelled += len(drafts)
+            items_running += sum(1 for item_run in unfinished if item_run.state == ItemState.running)
+            items_cancelled += len(unfinished)
+            item_states.transition_many(session, unfinished, ItemState.cancelled, actor)
             run.state = RunState.cancelled
             run.finished_at = now
-            drafts.append(
+            audit.append_event(
+                session,
                 audit.EventDraft(
                     "run.cancelled", actor, job_id, run.id,
-                    details={"items_cancelled": len(drafts)},
-                )
+                    details={"items_cancelled": len(unfinished)},
+                ),
             )
-            audit.append_events(session, drafts)
             runs_cancelled.append(run.id)
     return CancelReport(job_id, runs_cancelled, items_cancelled, items_running)
-
-
-def _cancel_item(
-    item_run: ItemRun, sha256: str, job_id: int, actor: str, now: dt.datetime
-) -> audit.EventDraft:
-    draft = audit.EventDraft(
-        "item.state", actor, job_id, item_run.run_id, item_run.item_id, sha256,
-        {"from": item_run.state.value, "to": "cancelled"},
-    )
-    item_run.state = ItemState.cancelled
-    item_run.finished_at = now
-    item_run.lease_owner = None
-    item_run.lease_expires_at = None
-    return draft
-
-
-def active_job_ids(session: Session) -> Sequence[int]:
-    """Jobs with a run that is still pending or running."""
-    return session.scalars(
-        select(Run.job_id).where(Run.state.in_(ACTIVE_RUN_STATES)).distinct().order_by(Run.job_id)
-    ).all()
-
-
-def all_job_ids(session: Session) -> Sequence[int]:
-    """Every job, oldest first."""
-    return session.scalars(select(Job.id).order_by(Job.id)).all()
