@@ -343,3 +343,21 @@ def _save(document: pymupdf.Document, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     document.save(path, garbage=4, deflate=True, no_new_id=True)
     return path
+
+
+def make_pdf_with_nul_characters(path: Path) -> Path:
+    """A PDF whose title (UTF-16, as ImageMagick writes it) and page text hold NUL characters.
+
+    PostgreSQL refuses U+0000 in text and jsonb; SQLite takes it silently.
+    """
+    document = pymupdf.open()
+    page = document.new_page()
+    page.insert_text((72, 72), "Quarterly statement for the account \x00 held by the client.")
+    page.insert_text((72, 100), "The balance was reconciled on the last business day.")
+    document.set_metadata({"title": "placeholder"})
+    info_xref = int(document.pdf_trailer().split("/Info")[1].split()[0])
+    # "Scan\0of\0" in UTF-16BE with its byte-order mark.
+    document.xref_set_key(info_xref, "Title", "<FEFF005300630061006E00000020006F006600000020>")
+    document.save(path)
+    document.close()
+    return path

@@ -14,8 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from worker import errors
+
 TokenCounter = Callable[[str], int]
 Truncator = Callable[[str, int], str]
+
+
+# Below this a window cannot hold a useful piece of any document.
+MIN_BUDGET_TOKENS = 32
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,11 @@ def plan_windows(
     one image into), and a window holds at most ``max_images`` pictures; pass
     no pictures for a model that cannot see.
     """
-    if budget_tokens < 32:
-        raise ValueError(f"a context budget of {budget_tokens} tokens is too small to use")
+    if budget_tokens < MIN_BUDGET_TOKENS:
+        raise errors.ModelError(
+            f"the context window leaves {budget_tokens} tokens for the document once the "
+            "instructions and the answer are reserved: too small to use; raise n_ctx"
+        )
     windows: list[Window] = []
     labels: list[str] = []
     parts: list[str] = []

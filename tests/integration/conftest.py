@@ -14,8 +14,27 @@ from sqlalchemy.orm import Session
 from db import migrate
 from tests import services
 from tests.integration.harness import WorkerProcess, running_worker
+from worker.config import ModelSettings
+from worker.model import LocalModel, load_process_model
 
-pytestmark = pytest.mark.integration
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A new, empty Postgres database for one test, dropped afterwards."""
+    with services.throwaway_postgres_database("sieve_it") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def small_model_settings() -> ModelSettings:
+    """Model settings for in-process model tests: the bundled model, small budgets."""
+    return ModelSettings(n_ctx=2048, max_text_chars=80, max_output_tokens=160, n_threads=2)
+
+
+@pytest.fixture(scope="session")
+def small_model(small_model_settings: ModelSettings) -> LocalModel:
+    """The real bundled GGUF, loaded once for the whole session (as a worker would)."""
+    return load_process_model(small_model_settings)
 
 
 @pytest.fixture(scope="session")

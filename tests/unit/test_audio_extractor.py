@@ -13,6 +13,9 @@ from worker.extractors.audio import AudioExtractor, span_label, speech_chunks
 from worker.extractors.base import SegmentKind
 from worker.extractors.registry import extractor_for
 
+# Runs ffmpeg, Tesseract or Whisper: deselect with -m "not tools".
+pytestmark = pytest.mark.tools
+
 
 @pytest.fixture(scope="module")
 def speech_mp3(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -1,4 +1,4 @@
-"""The audit trail is append-only and hash-chained per job, on SQLite and Postgres.
+"""The audit trail is append-only and hash-chained per job (SQLite here; Postgres in integration).
 
 Every database here is built by the real migrations. Tampering goes around the
 append-only triggers the way an operator with full rights could (dropping them
@@ -24,7 +24,6 @@ from db import audit, migrate
 from db.base import UtcDateTime
 from db.models import AuditEvent, Job
 from db.session import make_engine, make_session_factory, transaction
-from tests.unit.conftest import throwaway_postgres_database
 
 
 @dataclasses.dataclass
@@ -62,16 +61,11 @@ def sqlite_db(sqlite_url: str) -> Iterator[AuditDatabase]:
     yield from migrated_database(sqlite_url, "sqlite")
 
 
-@pytest.fixture(scope="module")
-def postgres_db() -> Iterator[AuditDatabase]:
-    """One migrated Postgres database for the module; each test uses its own jobs."""
-    with throwaway_postgres_database() as url:
-        yield from migrated_database(url, "postgresql")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def audit_db(request: pytest.FixtureRequest) -> AuditDatabase:
-    return request.getfixturevalue("sqlite_db" if request.param == "sqlite" else "postgres_db")
+@pytest.fixture
+def audit_db(sqlite_db: AuditDatabase) -> AuditDatabase:
+    """The database the dialect-independent tests run on; the integration layer
+    runs the same tests on PostgreSQL (tests/integration/test_audit_postgres.py)."""
+    return sqlite_db
 
 
 def create_job(db: AuditDatabase) -> int:
@@ -230,53 +224,6 @@ def test_a_chain_cannot_fork_two_events_with_the_same_seq(audit_db: AuditDatabas
     assert [event.actor for event in stored_events(audit_db, job_id)] == [first.actor]
 
 
-def test_concurrent_appends_to_one_postgres_chain_wait_for_each_other(
-    postgres_db: AuditDatabase,
-) -> None:
-    job_id = create_job(postgres_db)
-    second_writer_outcome: list[object] = []
-
-    def second_writer() -> None:
-        try:
-            with transaction(postgres_db.sessions) as session:
-                event = audit.append_event(
-                    session, audit.EventDraft(action="second", actor="writer-2", job_id=job_id)
-                )
-                second_writer_outcome.append(event.seq)
-        except Exception as error:  # reported by the assertion below
-            second_writer_outcome.append(error)
-
-    with transaction(postgres_db.sessions) as first_session:
-        audit.append_event(first_session, audit.EventDraft(action="first", actor="writer-1", job_id=job_id))
-        thread = threading.Thread(target=second_writer)
-        thread.start()
-        # Commit only once the second writer is waiting on the chain's lock, so
-        # the test always exercises the lock rather than two sequential appends.
-        wait_until_an_advisory_lock_is_awaited(postgres_db.engine)
-    thread.join(timeout=30)
-
-    assert second_writer_outcome == [2]
-    assert [(e.seq, e.action) for e in stored_events(postgres_db, job_id)] == [(1, "first"), (2, "second")]
-    assert verify(postgres_db, job_id) is None
-
-
-def wait_until_an_advisory_lock_is_awaited(engine: Engine, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    with engine.connect() as connection:
-        while time.monotonic() < deadline:
-            waiting = connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                )
-            ).scalar_one()
-            connection.rollback()
-            if waiting:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the second writer never waited for the chain's advisory lock")
-
-
 # --- the append-only triggers ----------------------------------------------
 
 
@@ -312,17 +259,6 @@ def test_changing_an_event_through_the_orm_is_rejected(audit_db: AuditDatabase) 
             event.details = {"rewritten": True}
 
     assert verify(audit_db, job_id) is None
-
-
-def test_postgres_rejects_truncating_audit_events(postgres_db: AuditDatabase) -> None:
-    job_id = create_job(postgres_db)
-    append_numbered_events(postgres_db, job_id, 1)
-
-    with pytest.raises(exc.DBAPIError, match="append-only: TRUNCATE"):
-        with postgres_db.engine.begin() as connection:
-            connection.execute(text("TRUNCATE audit_events"))
-
-    assert len(stored_events(postgres_db, job_id)) == 1
 
 
 # --- tampering is caught by the hash chain ----------------------------------

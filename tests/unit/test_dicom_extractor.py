@@ -23,6 +23,9 @@ from worker.extractors.base import Extraction, SegmentKind
 from worker.extractors.dicom import IDENTIFYING_KEYWORDS, DicomExtractor, redact, window_to_8_bit
 from worker.extractors.registry import extractor_for
 
+# Runs ffmpeg, Tesseract or Whisper: deselect with -m "not tools".
+pytestmark = pytest.mark.tools
+
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

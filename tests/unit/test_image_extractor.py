@@ -18,6 +18,9 @@ from worker.extractors.image import ImageExtractor
 from worker.extractors.registry import extractor_for
 from worker.pictures import evenly_spaced
 
+# Runs ffmpeg, Tesseract or Whisper: deselect with -m "not tools".
+pytestmark = pytest.mark.tools
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,4 +1,4 @@
-"""The migrations build exactly the schema the models describe, on SQLite and Postgres.
+"""The migrations build exactly the schema the models describe (SQLite here; Postgres in integration).
 
 Each test gets an empty database: a new SQLite file, or a throwaway Postgres
 database. The schema comparison is Alembic's autogenerate diff, so a column
@@ -30,11 +30,11 @@ TABLES = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database_url(request: pytest.FixtureRequest) -> str:
-    """An empty database of each dialect Sieve supports."""
-    fixture_name = "sqlite_url" if request.param == "sqlite" else "empty_postgres_url"
-    return request.getfixturevalue(fixture_name)
+@pytest.fixture
+def empty_database_url(sqlite_url: str) -> str:
+    """An empty database: SQLite here; the integration layer runs the same tests on
+    PostgreSQL (tests/integration/test_migrations_postgres.py)."""
+    return sqlite_url
 
 
 def schema_diff(url: str) -> list[Any]:

@@ -16,6 +16,9 @@ from worker.extractors.base import SegmentKind
 from worker.extractors.pdf import PdfExtractor, pdf_date_to_iso
 from worker.extractors.registry import extractor_for
 
+# Runs ffmpeg, Tesseract or Whisper: deselect with -m "not tools".
+pytestmark = pytest.mark.tools
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

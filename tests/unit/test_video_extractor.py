@@ -17,6 +17,9 @@ from worker.extractors.base import ExtractedSegment, Extraction, SegmentKind
 from worker.extractors.registry import extractor_for
 from worker.extractors.video import VideoExtractor, fingerprint
 
+# Runs ffmpeg, Tesseract or Whisper: deselect with -m "not tools".
+pytestmark = pytest.mark.tools
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CUT_TIMES = [0.0, 2.0, 4.0, 6.0]  # where mediagen.CUT_SCENES start
 

@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+from worker import errors
+
 from worker.windowing import (
     LabelledText,
     Window,
@@ -135,7 +137,7 @@ def test_a_window_span_names_one_label_or_the_first_and_last() -> None:
 
 @pytest.mark.parametrize("budget", [0, 1, 31])
 def test_a_budget_too_small_to_use_is_refused(budget: int) -> None:
-    with pytest.raises(ValueError, match=f"{budget} tokens is too small"):
+    with pytest.raises(errors.ModelError, match=f"leaves {budget} tokens .* too small to use"):
         plan_windows([page(1, 3)], budget, count_words, keep_words)
 
 
