@@ -69,20 +69,22 @@ def transition(
     lease_s: float | None = None,
     error: errors.SieveError | None = None,
     error_detail: str | None = None,
+    new_attempt: bool = True,
     **details: Any,
 ) -> ItemRun:
     """Move ``item_run`` to ``to`` and append its ``item.state`` event, in ``session``'s transaction.
 
     ``actor`` is who moved it (``worker@host:pid``, an OS user); moving into
     ``running`` makes the actor the lease holder for ``lease_s`` seconds and
-    counts one attempt. ``error`` is recorded on the item (and in the event)
+    counts one attempt (``new_attempt=False``: the holder resumes its own
+    attempt after the database failed under it). ``error`` is recorded on the item (and in the event)
     for failed, unsupported and retried items. ``reason`` and ``details`` go
     into the event. Raises :class:`InvalidTransitionError` for a move the
     table does not allow.
     """
     transition_many(
         session, [item_run], to, actor, reason,
-        lease_s=lease_s, error=error, error_detail=error_detail, **details,
+        lease_s=lease_s, error=error, error_detail=error_detail, new_attempt=new_attempt, **details,
     )
     return item_run
 
@@ -97,6 +99,7 @@ def transition_many(
     lease_s: float | None = None,
     error: errors.SieveError | None = None,
     error_detail: str | None = None,
+    new_attempt: bool = True,
     **details: Any,
 ) -> None:
     """:func:`transition` for several item runs, their events appended in one go."""
@@ -108,7 +111,7 @@ def transition_many(
             raise InvalidTransitionError(
                 f"item run {item_run.id}: no transition from {from_state.value} to {to.value}"
             )
-        _apply(item_run, to, actor, now, lease_s, error, error_detail)
+        _apply(item_run, to, actor, now, lease_s, error, error_detail, new_attempt)
         event_details: dict[str, Any] = {"from": from_state.value, "to": to.value}
         if to == ItemState.running or item_run.attempts:
             event_details["attempt"] = item_run.attempts
@@ -138,13 +141,14 @@ def _apply(
     lease_s: float | None,
     error: errors.SieveError | None,
     error_detail: str | None,
+    new_attempt: bool,
 ) -> None:
     """Set the state and what goes with it: lease, attempt, timestamps, error."""
     item_run.state = to
     if to == ItemState.running:
         if lease_s is None:
             raise InvalidTransitionError("a move into running needs the lease's length")
-        item_run.attempts += 1
+        item_run.attempts += 1 if new_attempt else 0
         item_run.lease_owner = actor
         item_run.lease_expires_at = now + dt.timedelta(seconds=lease_s)
         item_run.started_at = now

@@ -212,7 +212,15 @@ def _claim(
         assert run is not None
         if run.state == RunState.cancelled:
             return None
-        if item_run.attempts >= context.config.worker.max_attempts:
+        # Our own live lease: this process's attempt was cut short by the
+        # database going away (nothing else leaves one behind), so it goes on.
+        resuming = (
+            item_run.state == ItemState.running
+            and item_run.lease_owner == context.worker_id
+            and item_run.lease_expires_at is not None
+            and item_run.lease_expires_at > now
+        )
+        if not resuming and item_run.attempts >= context.config.worker.max_attempts:
             exhausted = _retries_exhausted(item_run)
             item_states.transition(
                 session, item_run, ItemState.failed, context.worker_id, error=exhausted,
@@ -228,7 +236,8 @@ def _claim(
             )
         item_states.transition(
             session, item_run, ItemState.running, context.worker_id,
-            lease_s=context.config.worker.lease_s, **taken_over_from,
+            lease_s=context.config.worker.lease_s, new_attempt=not resuming,
+            **({"resumed": "after a database error"} if resuming else taken_over_from),
         )
         item = item_run.item
         return Claim(item_run.id, run.id, run.job_id, item.id, item_run.attempts, item.sha256)
