@@ -61,7 +61,7 @@ def chain_name(job_id: int | None) -> str:
 
 def canonical_timestamp(moment: dt.datetime) -> str:
     """A fixed, zone-explicit text form of a timestamp, microsecond precision."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def compute_event_hash(

@@ -7,7 +7,7 @@ Named constraints make migrations reproducible on Postgres and SQLite alike
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
@@ -38,14 +38,16 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; use datetime.now(timezone.utc)")
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 # JSONB on Postgres (indexable, compact), plain JSON text elsewhere.
@@ -56,7 +58,7 @@ class Base(DeclarativeBase):
     """Base of every Sieve table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: dict[Any, Any] = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UtcDateTime,
         dict[str, Any]: JsonDocument,
         list[Any]: JsonDocument,
@@ -65,4 +67,4 @@ class Base(DeclarativeBase):
 
 def utcnow() -> dt.datetime:
     """Now, in UTC, with its zone."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

@@ -63,7 +63,7 @@ def is_up_to_date(url: str) -> bool:
 def _sqlite_path(url: str) -> Path | None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != "sqlite://":
-        return Path(url[len(prefix):])
+        return Path(url[len(prefix) :])
     return None
 
 

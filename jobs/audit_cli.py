@@ -55,10 +55,18 @@ def verify(job_id: int | None) -> None:
 
 @audit_group.command("export")
 @click.argument("job_id", type=int)
-@click.option("--format", "output_format", type=click.Choice(["json", "csv"]), default="json",
-              show_default=True)
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to this file instead of standard output.",
+)
 def export(job_id: int, output_format: str, output: Path | None) -> None:
     """Write JOB_ID's chain-of-custody report: every file, its hashes and its history."""
     engine, session_factory = commands.open_database(commands.load_settings())
@@ -82,6 +90,8 @@ def export(job_id: int, output_format: str, output: Path | None) -> None:
     if output:
         console.print(f"wrote the custody report of job {job_id} to {output}")
     if not report["audit"]["intact"]:
-        console.print("[red]warning:[/] the audit chain of this job is broken: "
-                      + "; ".join(report["audit"]["problems"]))
+        console.print(
+            "[red]warning:[/] the audit chain of this job is broken: "
+            + "; ".join(report["audit"]["problems"])
+        )
         sys.exit(1)

@@ -20,7 +20,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,8 +32,8 @@ from jobs import status as status_module
 from jobs.commands import EXIT_ITEMS_FAILED, EXIT_OK
 from jobs.settings import Settings, reset_settings_cache
 from jobs.submit import Submission, submit, submitter_identity
-from worker.task_specs import TaskSpec, build_task
 from worker import errors
+from worker.task_specs import TaskSpec, build_task
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -60,11 +60,19 @@ def _task_from_options(
 def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options that choose and parameterise a task."""
     decorators = [
-        click.option("--task", "task", default="summarize", show_default=True,
-                     help="summarize, classify, extract or prompt"),
+        click.option(
+            "--task",
+            "task",
+            default="summarize",
+            show_default=True,
+            help="summarize, classify, extract or prompt",
+        ),
         click.option("--labels", help="classify: comma-separated labels"),
-        click.option("--schema", type=click.Path(path_type=Path, dir_okay=False),
-                     help="extract: a JSON schema file for the fields to extract"),
+        click.option(
+            "--schema",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="extract: a JSON schema file for the fields to extract",
+        ),
         click.option("--prompt", help="prompt: the free-text instruction"),
         click.option("--name", help="a name for the job (default: the paths)"),
     ]
@@ -74,8 +82,11 @@ def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group(cls=commands.SieveGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Data directory (env SIEVE_DATA_DIR).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Data directory (env SIEVE_DATA_DIR).",
+)
 @click.option("--database-url", help="Database URL (env SIEVE_DATABASE_URL).")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 def cli(data_dir: Path | None, database_url: str | None, verbose: int) -> None:
@@ -103,35 +114,64 @@ def _ingest_with_progress(
     executor: str,
 ) -> Submission:
     with Progress(
-        TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.completed} files"),
-        TextColumn("{task.description}"), console=console, transient=True,
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        TextColumn("{task.completed} files"),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
     ) as progress:
         ingest_task = progress.add_task("", total=None)
 
         def advance(path: Path) -> None:
             progress.update(ingest_task, advance=1, description=path.name[:40])
 
-        return submit(session_factory, settings, paths=list(paths), task=task, name=name,
-                      executor=executor, progress=advance)
+        return submit(
+            session_factory,
+            settings,
+            paths=list(paths),
+            task=task,
+            name=name,
+            executor=executor,
+            progress=advance,
+        )
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @task_options
-@click.option("--format", "output_format", type=click.Choice(["table", "jsonl", "csv"]),
-              default="table", show_default=True, help="How to print the results.")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write results to this file instead of standard output.")
-def run(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | None,
-        prompt: str | None, name: str | None, output_format: str, output: Path | None) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+    help="How to print the results.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write results to this file instead of standard output.",
+)
+def run(
+    paths: tuple[Path, ...],
+    task: str,
+    labels: str | None,
+    schema: Path | None,
+    prompt: str | None,
+    name: str | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
     """Process files and folders here, in this process, and print the results."""
     from jobs.embedded import build_in_process_context, run_item_runs
 
     settings = commands.load_settings()
     task_spec = _task_from_options(settings, task, labels, schema, prompt)
     engine, session_factory = commands.open_database(settings)
-    submission = _ingest_with_progress(settings, session_factory, paths, task_spec, name,
-                                       "in_process")
+    submission = _ingest_with_progress(
+        settings, session_factory, paths, task_spec, name, "in_process"
+    )
     console.print(
         f"job [bold]{submission.job_id}[/]: {submission.file_count} files, "
         f"{submission.item_count} distinct ({len(submission.duplicate_paths)} duplicates)"
@@ -140,12 +180,17 @@ def run(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | N
         context = build_in_process_context(settings, session_factory)
     console.print(f"model: {context.model.info.name} ({context.model.info.sha256[:12]}…)")
     with Progress(
-        TextColumn("[bold]{task.fields[task_name]}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
+        TextColumn("[bold]{task.fields[task_name]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
     ) as progress:
         bar = progress.add_task("", total=submission.item_count, task_name=task_spec.name)
-        run_item_runs(context, submission.item_run_ids,
-                      on_outcome=lambda outcome: progress.advance(bar))
+        run_item_runs(
+            context, submission.item_run_ids, on_outcome=lambda outcome: progress.advance(bar)
+        )
     exit_code = _print_results(session_factory, submission.job_id, None, output_format, output)
     engine.dispose()
     sys.exit(exit_code)
@@ -154,8 +199,14 @@ def run(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | N
 @cli.command(name="submit")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @task_options
-def submit_command(paths: tuple[Path, ...], task: str, labels: str | None, schema: Path | None,
-                   prompt: str | None, name: str | None) -> None:
+def submit_command(
+    paths: tuple[Path, ...],
+    task: str,
+    labels: str | None,
+    schema: Path | None,
+    prompt: str | None,
+    name: str | None,
+) -> None:
     """Queue files and folders for the workers; print the job id."""
     settings = commands.load_settings()
     task_spec = _task_from_options(settings, task, labels, schema, prompt)
@@ -183,14 +234,19 @@ def submit_command(paths: tuple[Path, ...], task: str, labels: str | None, schem
 
 
 def _status_renderable(status: status_module.RunStatus) -> Group:
-    progress = Progress(TextColumn(f"job {status.job_id} run {status.run_number}"), BarColumn(),
-                        MofNCompleteColumn(), TextColumn(status.run_state))
+    progress = Progress(
+        TextColumn(f"job {status.job_id} run {status.run_number}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(status.run_state),
+    )
     progress.add_task("", total=status.item_count, completed=status.finished_count)
     counts = "  ".join(f"{state}: {count}" for state, count in status.counts.items())
     parts: list[Any] = [
         f"[bold]{status.job_name}[/] — task {status.task_name}, model {status.model_name}, "
         f"{status.file_count} files / {status.item_count} items",
-        progress, counts,
+        progress,
+        counts,
     ]
     if status.failures_by_code:
         failures = Table("error code", "items", title="failures by code", title_justify="left")
@@ -230,8 +286,13 @@ def status(job_id: int | None, run_number: int | None, watch: bool, interval: fl
         sys.exit(EXIT_ITEMS_FAILED if current.problem_count else EXIT_OK)
 
 
-def _print_results(session_factory: sessionmaker[Session], job_id: int | None,
-                   run_number: int | None, output_format: str, output: Path | None) -> int:
+def _print_results(
+    session_factory: sessionmaker[Session],
+    job_id: int | None,
+    run_number: int | None,
+    output_format: str,
+    output: Path | None,
+) -> int:
     with session_factory() as session:
         resolved = status_module.resolve_job_id(session, job_id)
         run_row = status_module.resolve_run(session, resolved, run_number)
@@ -275,12 +336,21 @@ def _write_rows(rows: Iterator[dict[str, Any]], output_format: str, out: TextIO)
 @cli.command()
 @click.argument("job_id", required=False, type=int)
 @click.option("--run", "run_number", type=int, help="Run number (default: the latest).")
-@click.option("--format", "output_format", type=click.Choice(["jsonl", "csv", "table"]),
-              default="jsonl", show_default=True)
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write to this file instead of standard output.")
-def results(job_id: int | None, run_number: int | None, output_format: str,
-            output: Path | None) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["jsonl", "csv", "table"]),
+    default="jsonl",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to this file instead of standard output.",
+)
+def results(
+    job_id: int | None, run_number: int | None, output_format: str, output: Path | None
+) -> None:
     """Print or write a job's results (default: the most recent job)."""
     settings = commands.load_settings()
     engine, session_factory = commands.open_database(settings)
@@ -299,9 +369,15 @@ def list_jobs(limit: int) -> None:
     with session_factory() as session:
         for job in session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)):
             runs = session.scalars(select(Run).where(Run.job_id == job.id)).all()
-            table.add_row(str(job.id), job.name, job.created_at.strftime("%Y-%m-%d %H:%M"),
-                          job.submitted_by, str(job.file_count), str(job.item_count),
-                          ", ".join(f"{r.number}:{r.state.value}" for r in runs))
+            table.add_row(
+                str(job.id),
+                job.name,
+                job.created_at.strftime("%Y-%m-%d %H:%M"),
+                job.submitted_by,
+                str(job.file_count),
+                str(job.item_count),
+                ", ".join(f"{r.number}:{r.state.value}" for r in runs),
+            )
     Console().print(table)
     engine.dispose()
 
@@ -379,12 +455,24 @@ def worker(concurrency: int | None, loglevel: str) -> None:
     app = create_celery_app(settings)
     register_worker_tasks(app, settings)
     processes = concurrency or settings.worker.concurrency
-    app.worker_main([
-        "worker", "--pool", "prefork", "--concurrency", str(processes),
-        "--queues", settings.worker.queue, "--loglevel", loglevel,
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "--hostname", f"sieve@{os.uname().nodename}",
-    ])
+    app.worker_main(
+        [
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(processes),
+            "--queues",
+            settings.worker.queue,
+            "--loglevel",
+            loglevel,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            f"sieve@{os.uname().nodename}",
+        ]
+    )
 
 
 # --- database -----------------------------------------------------------------

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import audit
-from db.models import AuditEvent, FINAL_ITEM_STATES, Item, ItemRun, ItemSource, Job, Result, Run
+from db.models import FINAL_ITEM_STATES, AuditEvent, Item, ItemRun, ItemSource, Job, Result, Run
 from worker import errors
 
 
@@ -70,13 +70,19 @@ def _missing_events(session: Session, job_id: int, chain: str) -> list[CustodyPr
     }
     problems = []
     results = session.execute(
-        select(Result.id, Result.item_id).join(Run, Run.id == Result.run_id).where(Run.job_id == job_id)
+        select(Result.id, Result.item_id)
+        .join(Run, Run.id == Result.run_id)
+        .where(Run.job_id == job_id)
     ).all()
     for result_id, item_id in results:
         if result_id not in stored_results:
             problems.append(
-                CustodyProblem(chain, None, None,
-                               f"result {result_id} (item {item_id}) has no result.stored event")
+                CustodyProblem(
+                    chain,
+                    None,
+                    None,
+                    f"result {result_id} (item {item_id}) has no result.stored event",
+                )
             )
     item_runs = session.execute(
         select(ItemRun.run_id, ItemRun.item_id, ItemRun.state)
@@ -86,9 +92,13 @@ def _missing_events(session: Session, job_id: int, chain: str) -> list[CustodyPr
     for run_id, item_id, state in item_runs:
         if (run_id, item_id, state.value) not in final_states:
             problems.append(
-                CustodyProblem(chain, None, None,
-                               f"item {item_id} is {state.value} in run {run_id} "
-                               "but no event records that change")
+                CustodyProblem(
+                    chain,
+                    None,
+                    None,
+                    f"item {item_id} is {state.value} in run {run_id} "
+                    "but no event records that change",
+                )
             )
     return problems
 

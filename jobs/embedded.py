@@ -11,11 +11,10 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker import leases
-from worker import errors, pipeline
-from worker.pipeline import ItemOutcome, PipelineContext
 from jobs.settings import Settings
+from worker import errors, leases, pipeline
 from worker.model import load_process_model
+from worker.pipeline import ItemOutcome, PipelineContext
 
 OutcomeCallback = Callable[[ItemOutcome], None]
 
@@ -59,12 +58,13 @@ def _process_with_retries(context: PipelineContext, item_run_id: int) -> ItemOut
     while True:
         try:
             outcome = pipeline.process_item_run(context, item_run_id)
-        except errors.DatabaseUnavailableError:
+        except errors.DatabaseUnavailableError as exc:
             database_retries += 1
-            if database_retries > worker.database_retry_limit:
-                raise
-            time.sleep(min(30.0, worker.retry_backoff_s * 2 ** (database_retries - 1)))
-            continue
+            if database_retries <= worker.database_retry_limit:
+                time.sleep(min(30.0, worker.retry_backoff_s * 2 ** (database_retries - 1)))
+                continue
+            outcome = pipeline.end_attempt_after_database_errors(context, item_run_id, exc)
+            database_retries = 0
         # Only a transient failure is retried here; an item leased by another
         # process (state None) is that process's to finish.
         if not (outcome.retry and outcome.state is not None):

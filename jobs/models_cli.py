@@ -28,7 +28,6 @@ from rich.progress import (
 
 from jobs import model_catalog, model_download
 from jobs.settings import get_settings
-from worker import errors
 
 
 @click.group("models")

@@ -8,7 +8,6 @@ and ``result`` are always present (null where they do not apply).
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -19,9 +18,26 @@ from sqlalchemy.orm import Session
 from db.models import Item, ItemRun, ItemSource, Result, Run
 
 CSV_COLUMNS = [
-    "job_id", "run_id", "item_id", "path", "sha256", "md5", "media_type", "size_bytes",
-    "state", "error_code", "error_message", "attempts", "duplicate", "citations",
-    "model_name", "model_sha256", "task_name", "task_version", "prompt_hash", "result",
+    "job_id",
+    "run_id",
+    "item_id",
+    "path",
+    "sha256",
+    "md5",
+    "media_type",
+    "size_bytes",
+    "state",
+    "error_code",
+    "error_message",
+    "attempts",
+    "duplicate",
+    "citations",
+    "model_name",
+    "model_sha256",
+    "task_name",
+    "task_version",
+    "prompt_hash",
+    "result",
 ]
 
 
@@ -92,8 +108,13 @@ def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
 def csv_record(row: dict[str, Any]) -> dict[str, str]:
     """A row flattened for CSV: nested values as compact JSON."""
     provenance = row.get("provenance") or {}
-    flat = {**row, **{key: provenance.get(key) for key in ("model_name", "model_sha256",
-            "task_name", "task_version", "prompt_hash")}}
+    flat = {
+        **row,
+        **{
+            key: provenance.get(key)
+            for key in ("model_name", "model_sha256", "task_name", "task_version", "prompt_hash")
+        },
+    }
     record: dict[str, str] = {}
     for column in CSV_COLUMNS:
         value = flat.get(column)
@@ -129,4 +150,3 @@ def result_preview(result: dict[str, Any] | None, width: int = 90) -> str:
         text = json.dumps(result, ensure_ascii=False, sort_keys=True)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
-

@@ -4,7 +4,10 @@ Every setting comes from ``SIEVE_*`` environment variables (nested groups use a
 double underscore: ``SIEVE_MODEL__N_CTX=8192``) or from an optional TOML file
 (``sieve.toml`` in the working directory, or the file named by ``SIEVE_CONFIG``).
 Environment variables win over the file. Nothing else in the code base reads
-``os.environ``: it asks :func:`get_settings`.
+``os.environ``: it asks :func:`get_settings`. The setting groups themselves
+(model, worker, limits, media) are defined in :mod:`worker.config`, next to
+the code that consumes them; :class:`Settings` composes them and adds what
+only people's commands use (the hub ``sieve models pull`` downloads from).
 """
 
 from __future__ import annotations
@@ -22,13 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from worker.config import (  # noqa: F401  (re-exported: the groups are part of Settings)
-    LimitSettings,
-    MediaSettings,
-    ModelSettings,
-    WorkerConfig,
-    WorkerSettings,
-)
+from worker.config import WorkerConfig
 
 
 def _default_data_dir() -> Path:

@@ -21,9 +21,9 @@ from db.models import Item, ItemRun, ItemSource, ItemState, Job, Run, RunState
 from db.session import transaction
 from jobs import content_store
 from jobs.settings import Settings
-from worker.task_specs import TaskSpec
 from worker import errors, media_types
 from worker.model import configured_model
+from worker.task_specs import TaskSpec
 
 logger = logging.getLogger(__name__)
 

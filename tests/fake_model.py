@@ -58,8 +58,13 @@ class FakeModel:
     calls: list[dict[str, Any]] = field(default_factory=list)
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo(
-            name="fake-model", path="/nonexistent/fake.gguf", sha256="f" * 64,
-            mmproj_path=None, n_ctx=2048, supports_vision=False, supports_audio=False,
+            name="fake-model",
+            path="/nonexistent/fake.gguf",
+            sha256="f" * 64,
+            mmproj_path=None,
+            n_ctx=2048,
+            supports_vision=False,
+            supports_audio=False,
         )
     )
     _counter: Any = field(default_factory=lambda: itertools.count(1))
@@ -88,7 +93,9 @@ class FakeModel:
         should_stop: Callable[[], bool] | None = None,
     ) -> Completion:
         number = next(self._counter)
-        self.calls.append({"instructions": instructions, "content": content, "images": list(images)})
+        self.calls.append(
+            {"instructions": instructions, "content": content, "images": list(images)}
+        )
         if number in self.script:
             self.script[number]()
         marker = " ".join([f"answer {number}"] + ["filler"] * self.answer_padding_words)

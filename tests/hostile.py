@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.settings import LimitSettings
 from tests import pdfgen, zipgen
+from worker.config import LimitSettings
 
 # The limits the integration test runs the corpus under, for the cases marked
 # ``needs_low_limits``: a 2,000-page cap and a sandbox that gives up in seconds.

@@ -11,8 +11,8 @@ import ctypes
 import time
 from pathlib import Path
 
-from jobs.settings import LimitSettings, MediaSettings
 from worker import errors
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
 from worker.extractors.base import ExtractedSegment, Extraction, Extractor, SegmentKind
 

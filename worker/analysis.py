@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from worker import windowing
-from worker.task_specs import TaskSpec
-from worker import errors
+from worker import errors, windowing
 from worker.model import Completion
+from worker.task_specs import TaskSpec
 
 # Tokens the chat template wraps around the two messages; measured at under 40
 # for the llama-2 fallback and Gemma's template, with room to spare.
@@ -89,7 +87,11 @@ def analyse_document(
     def ask(instructions: str, body: str, images: Sequence[str] = ()) -> dict[str, Any]:
         try:
             completion = model.complete_json(
-                instructions, header + body, task.schema, max_output_tokens, images,
+                instructions,
+                header + body,
+                task.schema,
+                max_output_tokens,
+                images,
                 should_stop=should_stop,
             )
         except errors.SieveError:
@@ -102,8 +104,12 @@ def analyse_document(
         return completion.output
 
     windows = windowing.plan_windows(
-        pieces, _budget(model, task.instructions, header, max_output_tokens),
-        model.count_tokens, model.truncate_to_tokens, model.image_tokens, max_images_per_call,
+        pieces,
+        _budget(model, task.instructions, header, max_output_tokens),
+        model.count_tokens,
+        model.truncate_to_tokens,
+        model.image_tokens,
+        max_images_per_call,
     )
     answers = [(window, ask(task.instructions, window.text, window.images)) for window in windows]
     analysis.citations = list(dict.fromkeys(label for window in windows for label in window.labels))

@@ -47,4 +47,3 @@ def create_celery_app(config: WorkerConfig) -> Celery:
         enable_utc=True,
     )
     return app
-

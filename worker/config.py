@@ -170,7 +170,6 @@ class MediaSettings(BaseModel):
     dicom_identifiers_in_prompt: bool = False
 
 
-
 class WorkerConfig(BaseModel):
     """Everything a worker process needs to know, composed from the groups above."""
 

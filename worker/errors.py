@@ -20,7 +20,9 @@ from typing import ClassVar
 class SieveError(Exception):
     """Sieve failed on this item."""
 
-    code: ClassVar[str] = "internal"
+    # Never stored: every error raised is a subclass with its own code
+    # (InternalError's "internal" for bugs).
+    code: ClassVar[str] = "error"
     retryable: ClassVar[bool] = False
     item_state: ClassVar[str] = "failed"
 
@@ -287,8 +289,13 @@ def from_database_error(exc: Exception) -> SieveError:
     if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
         return DatabaseRejectedError(f"the database refused this item's data: {summary}")
     if isinstance(
-        exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
-              sa_exc.TimeoutError)
+        exc,
+        (
+            sa_exc.OperationalError,
+            sa_exc.InterfaceError,
+            sa_exc.DisconnectionError,
+            sa_exc.TimeoutError,
+        ),
     ):
         return DatabaseUnavailableError(summary)
     return InternalError(f"database error: {summary}")

@@ -36,8 +36,8 @@ from typing import Any
 
 import ffmpeg
 
-from worker.config import MediaSettings
 from worker import errors, tools
+from worker.config import MediaSettings
 
 logger = logging.getLogger(__name__)
 

@@ -112,7 +112,9 @@ class LeaseHeartbeat:
                     self._session_factory, self._item_run_id, self._owner, self._lease_s
                 )
             except Exception:  # the database is away: keep trying; the store checks again
-                logger.warning("item run %s: lease renewal failed", self._item_run_id, exc_info=True)
+                logger.warning(
+                    "item run %s: lease renewal failed", self._item_run_id, exc_info=True
+                )
                 continue
             self.renewals += 1
             if not still_ours:

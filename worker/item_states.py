@@ -83,8 +83,16 @@ def transition(
     table does not allow.
     """
     transition_many(
-        session, [item_run], to, actor, reason,
-        lease_s=lease_s, error=error, error_detail=error_detail, new_attempt=new_attempt, **details,
+        session,
+        [item_run],
+        to,
+        actor,
+        reason,
+        lease_s=lease_s,
+        error=error,
+        error_detail=error_detail,
+        new_attempt=new_attempt,
+        **details,
     )
     return item_run
 

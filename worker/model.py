@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.config import ModelSettings
 from worker import errors, hashing
+from worker.config import ModelSettings
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +351,9 @@ def build_chat_messages(
     parts: list[dict[str, Any]] = [{"type": "text", "text": content}]
     for image in images:
         encoded = base64.b64encode(Path(image).read_bytes()).decode("ascii")
-        parts.append({"type": "image_url", "image_url": {"url": f"data:image/png;base64,{encoded}"}})
+        parts.append(
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{encoded}"}}
+        )
     return [
         {"role": "system", "content": instructions},
         {"role": "user", "content": parts},

@@ -16,8 +16,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from worker.config import MediaSettings
 from worker import errors, tools
+from worker.config import MediaSettings
 
 # Tesseract's TSV: one row per page, block, paragraph, line and word; level 5 is a word.
 _WORD_LEVEL = "5"

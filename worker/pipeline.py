@@ -23,7 +23,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import audit, storable
 from db.base import utcnow
-from db.models import FINAL_ITEM_STATES, Item, ItemRun, ItemState, Result, Run, RunState, StoredSegment
+from db.models import (
+    FINAL_ITEM_STATES,
+    Item,
+    ItemRun,
+    ItemState,
+    Result,
+    Run,
+    RunState,
+    StoredSegment,
+)
 from db.session import transaction
 from worker import analysis as analysis_module
 from worker import errors, item_states, leases, media_types, sandbox, task_specs, windowing
@@ -205,7 +214,9 @@ def _claim(
                 return LeasedElsewhere((item_run.lease_expires_at - now).total_seconds())
             taken_over_from = {"taken_over_from": item_run.lease_owner or "unknown"}
             logger.warning(
-                "item run %s: taking over from %s (%s)", item_run_id, item_run.lease_owner,
+                "item run %s: taking over from %s (%s)",
+                item_run_id,
+                item_run.lease_owner,
                 "lease expired" if not lease_live else "process gone",
             )
         run = session.get(Run, item_run.run_id, with_for_update=True)
@@ -223,7 +234,11 @@ def _claim(
         if not resuming and item_run.attempts >= context.config.worker.max_attempts:
             exhausted = _retries_exhausted(item_run)
             item_states.transition(
-                session, item_run, ItemState.failed, context.worker_id, error=exhausted,
+                session,
+                item_run,
+                ItemState.failed,
+                context.worker_id,
+                error=exhausted,
                 **taken_over_from,
             )
             complete_run_if_finished(session, run.id, context.worker_id)
@@ -235,15 +250,47 @@ def _claim(
                 session, audit.EventDraft("run.started", context.worker_id, run.job_id, run.id)
             )
         item_states.transition(
-            session, item_run, ItemState.running, context.worker_id,
-            lease_s=context.config.worker.lease_s, new_attempt=not resuming,
+            session,
+            item_run,
+            ItemState.running,
+            context.worker_id,
+            lease_s=context.config.worker.lease_s,
+            new_attempt=not resuming,
             **({"resumed": "after a database error"} if resuming else taken_over_from),
         )
         item = item_run.item
         return Claim(item_run.id, run.id, run.job_id, item.id, item_run.attempts, item.sha256)
 
 
-def _retries_exhausted(item_run: ItemRun, last_error: errors.SieveError | None = None) -> errors.SieveError:
+def end_attempt_after_database_errors(
+    context: PipelineContext, item_run_id: int, error: errors.SieveError
+) -> ItemOutcome:
+    """End this worker's attempt at an item whose writes the database kept refusing transiently.
+
+    Called once the database retries of one attempt are spent (a serialization
+    failure that keeps recurring, say): the attempt then counts like any
+    transient failure, queued again within the retry budget and
+    ``retries_exhausted`` past it. Does nothing if this worker no longer holds
+    the item. Raises the database's error if it still cannot be written.
+    """
+    with transaction(context.session_factory) as session:
+        item_run = session.get(ItemRun, item_run_id)
+        if item_run is None or item_run.lease_owner != context.worker_id:
+            return ItemOutcome(item_run_id, None)
+        claim = Claim(
+            item_run.id,
+            item_run.run_id,
+            item_run.run.job_id,
+            item_run.item_id,
+            item_run.attempts,
+            item_run.item.sha256,
+        )
+    return _record_failure(context, claim, error)
+
+
+def _retries_exhausted(
+    item_run: ItemRun, last_error: errors.SieveError | None = None
+) -> errors.SieveError:
     """The error that ends an item whose attempts are used up, naming the last failure."""
     if last_error is not None:
         last = f"{last_error.code}: {last_error.message}"
@@ -417,8 +464,13 @@ def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extrac
         audit.append_event(
             session,
             audit.EventDraft(
-                "item.extracted", context.worker_id, claim.job_id, claim.run_id, item.id,
-                item.sha256, details,
+                "item.extracted",
+                context.worker_id,
+                claim.job_id,
+                claim.run_id,
+                item.id,
+                item.sha256,
+                details,
             ),
         )
 
@@ -546,8 +598,12 @@ def _record_failure(context: PipelineContext, claim: Claim, exc: errors.SieveErr
             final_error = _retries_exhausted(item_run, exc) if exc.retryable else exc
             final_state = ItemState(final_error.item_state)
             item_states.transition(
-                session, item_run, final_state, context.worker_id,
-                error=final_error, error_detail=detail,
+                session,
+                item_run,
+                final_state,
+                context.worker_id,
+                error=final_error,
+                error_detail=detail,
             )
             complete_run_if_finished(session, claim.run_id, context.worker_id)
             return ItemOutcome(claim.item_run_id, final_state, final_error.code)
@@ -577,7 +633,9 @@ def complete_run_if_finished(session: Session, run_id: int, actor: str) -> bool:
     run.finished_at = utcnow()
     counts = dict(
         session.execute(
-            select(ItemRun.state, func.count()).where(ItemRun.run_id == run_id).group_by(ItemRun.state)
+            select(ItemRun.state, func.count())
+            .where(ItemRun.run_id == run_id)
+            .group_by(ItemRun.state)
         ).all()
     )
     audit.append_event(

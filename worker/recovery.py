@@ -90,7 +90,10 @@ def resume(
         report.published = dispatcher.publish(session_factory, report.stalled, actor)
         logger.info(
             "re-published %s item(s): %s pending, %s queued, %s with dead leases",
-            report.published, len(report.pending), len(report.queued), len(report.expired_leases),
+            report.published,
+            len(report.pending),
+            len(report.queued),
+            len(report.expired_leases),
         )
     return report
 
@@ -186,7 +189,9 @@ def cancel_job(session_factory: sessionmaker[Session], job_id: int, actor: str) 
                 .options(selectinload(ItemRun.item), selectinload(ItemRun.run))
                 .with_for_update(of=ItemRun)
             ).all()
-            items_running += sum(1 for item_run in unfinished if item_run.state == ItemState.running)
+            items_running += sum(
+                1 for item_run in unfinished if item_run.state == ItemState.running
+            )
             items_cancelled += len(unfinished)
             item_states.transition_many(session, unfinished, ItemState.cancelled, actor)
             run.state = RunState.cancelled
@@ -194,7 +199,10 @@ def cancel_job(session_factory: sessionmaker[Session], job_id: int, actor: str) 
             audit.append_event(
                 session,
                 audit.EventDraft(
-                    "run.cancelled", actor, job_id, run.id,
+                    "run.cancelled",
+                    actor,
+                    job_id,
+                    run.id,
                     details={"items_cancelled": len(unfinished)},
                 ),
             )

@@ -38,8 +38,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from worker.config import LimitSettings, MediaSettings
 from worker import errors
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors.base import Extraction
 
 logger = logging.getLogger(__name__)
@@ -174,7 +174,9 @@ def _outcome(
     if result_path.is_file():
         return _read_result(json.loads(result_path.read_text()), limits)
     stderr_tail = _tail(stderr_path)
-    if returncode in (-signal.SIGXCPU, -signal.SIGKILL) and _looks_like_cpu_limit(limits, wall_seconds):
+    if returncode in (-signal.SIGXCPU, -signal.SIGKILL) and _looks_like_cpu_limit(
+        limits, wall_seconds
+    ):
         raise errors.ExtractionTimeoutError(
             f"reading the file used more than the {limits.extract_cpu_s} s CPU-time limit "
             "for extraction; the parser was stopped"

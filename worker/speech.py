@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from worker.config import MediaSettings
 from worker import errors
+from worker.config import MediaSettings
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel

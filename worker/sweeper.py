@@ -48,7 +48,9 @@ def start_sweeper(config: WorkerConfig, dispatcher: Dispatcher) -> threading.Thr
             try:
                 report = sweep_once(config, dispatcher, actor)
                 if report.published:
-                    logger.warning("recovery sweep re-published %s stalled item(s)", report.published)
+                    logger.warning(
+                        "recovery sweep re-published %s stalled item(s)", report.published
+                    )
             except Exception:  # the broker or database is down: try again next time
                 logger.exception("recovery sweep failed")
             if interval_s <= 0:

@@ -135,7 +135,9 @@ def _extract(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise errors.ConfigurationError(f"the --schema is not a valid JSON schema: {exc.message}")
+        raise errors.ConfigurationError(
+            f"the --schema is not a valid JSON schema: {exc.message}"
+        ) from exc
     schema = _bound_free_text(schema, max_text_chars)
     return TaskSpec(
         name="extract",

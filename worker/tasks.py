@@ -20,7 +20,12 @@ from worker.celery_app import PROCESS_ITEM_TASK
 from worker.config import WorkerConfig
 from worker.dispatch import Dispatcher
 from worker.model import load_process_model
-from worker.pipeline import PipelineContext, process_item_run
+from worker.pipeline import (
+    ItemOutcome,
+    PipelineContext,
+    end_attempt_after_database_errors,
+    process_item_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,23 +108,36 @@ def register_worker_tasks(app: Celery, config: WorkerConfig) -> WorkerProcess:
         try:
             outcome = process_item_run(process.context(), item_run_id)
         except errors.DatabaseUnavailableError as exc:
-            # Nothing can be recorded without the database: retry the message,
-            # within a budget. Past it the message is dropped; the item stays
-            # in the database and the recovery sweep re-drives it later, where
-            # its attempt count (kept in the database) bounds it in turn.
+            # Retry the message within the database budget. Past it, the attempt
+            # ends as a transient failure (queued again, or retries_exhausted
+            # past the item's own budget); if even that cannot be written, the
+            # message is dropped and the recovery sweep re-drives the item once
+            # its lease runs out, its attempts still counted in the database.
             retries = self.request.retries
-            if retries >= config.worker.database_retry_limit:
-                logger.error("item run %s: database unavailable, %s retries spent: %s",
-                             item_run_id, retries, exc.message)
+            if retries < config.worker.database_retry_limit:
+                logger.warning("item run %s: %s; retrying", item_run_id, exc.message)
+                raise self.retry(countdown=_backoff_seconds(config, retries), exc=exc) from exc
+            outcome = _end_attempt(process.context(), item_run_id, exc)
+            if outcome is None:
                 return None
-            logger.warning("item run %s: %s; retrying", item_run_id, exc.message)
-            raise self.retry(countdown=_backoff_seconds(config, retries), exc=exc) from exc
         if outcome.retry:
             countdown = outcome.retry_after_s or _backoff_seconds(config, self.request.retries)
             raise self.retry(countdown=countdown)
         return outcome.state.value if outcome.state else None
 
     return process
+
+
+def _end_attempt(
+    context: PipelineContext, item_run_id: int, error: errors.SieveError
+) -> ItemOutcome | None:
+    try:
+        return end_attempt_after_database_errors(context, item_run_id, error)
+    except Exception:
+        logger.exception(
+            "item run %s: the database is still away; leaving it to the sweep", item_run_id
+        )
+        return None
 
 
 def _backoff_seconds(config: WorkerConfig, retries: int) -> float:

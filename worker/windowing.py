@@ -72,7 +72,7 @@ def split_oversized(
             if not head:
                 break
             result.append(LabelledText(piece.label, head, image))
-            remaining, image = remaining[len(head):], None
+            remaining, image = remaining[len(head) :], None
         if remaining.strip() or image:
             result.append(LabelledText(piece.label, remaining, image))
     return result
@@ -119,7 +119,9 @@ def plan_windows(
     return windows
 
 
-def partial_answers_as_pieces(partials: Sequence[tuple[Window, dict[str, Any]]]) -> list[LabelledText]:
+def partial_answers_as_pieces(
+    partials: Sequence[tuple[Window, dict[str, Any]]],
+) -> list[LabelledText]:
     """Partial answers as labelled pieces, ready to be windowed for a reduce round."""
     return [
         LabelledText(window.span, json.dumps(answer, ensure_ascii=False, sort_keys=True))

@@ -83,7 +83,9 @@ def sieve_env(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> di
 
 
 @pytest.fixture(scope="session")
-def celery_worker(sieve_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def celery_worker(
+    sieve_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
     """One real ``sieve worker`` (prefork, one child) for the whole session."""
     with running_worker(sieve_env, tmp_path_factory.mktemp("worker") / "worker.log") as worker:
         yield worker

@@ -20,7 +20,9 @@ from db.models import Run, RunState
 SIEVE = str(Path(sys.executable).parent / "sieve")
 
 
-def run_sieve(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_sieve(
+    args: list[str], env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``sieve`` console script."""
     return subprocess.run(
         [SIEVE, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -64,13 +66,17 @@ def running_worker(env: dict[str, str], log_path: Path) -> Iterator[WorkerProces
         worker.stop()
 
 
-def start_worker(env: dict[str, str], log_path: Path, concurrency: int = 1,
-                 ready_timeout: float = 180) -> WorkerProcess:
+def start_worker(
+    env: dict[str, str], log_path: Path, concurrency: int = 1, ready_timeout: float = 180
+) -> WorkerProcess:
     """Start ``sieve worker`` and wait until its child has loaded the model."""
     with log_path.open("wb") as log_file:  # the child keeps its own descriptor
         process = subprocess.Popen(
             [SIEVE, "worker", "--concurrency", str(concurrency), "--loglevel", "INFO"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     worker = WorkerProcess(process, log_path)
     deadline = time.monotonic() + ready_timeout

@@ -67,7 +67,9 @@ def test_concurrent_appends_to_one_postgres_chain_wait_for_each_other(
             second_writer_outcome.append(error)
 
     with transaction(postgres_db.sessions) as first_session:
-        audit.append_event(first_session, audit.EventDraft(action="first", actor="writer-1", job_id=job_id))
+        audit.append_event(
+            first_session, audit.EventDraft(action="first", actor="writer-1", job_id=job_id)
+        )
         thread = threading.Thread(target=second_writer)
         thread.start()
         # Commit only once the second writer is waiting on the chain's lock, so
@@ -76,7 +78,10 @@ def test_concurrent_appends_to_one_postgres_chain_wait_for_each_other(
     thread.join(timeout=30)
 
     assert second_writer_outcome == [2]
-    assert [(e.seq, e.action) for e in stored_events(postgres_db, job_id)] == [(1, "first"), (2, "second")]
+    assert [(e.seq, e.action) for e in stored_events(postgres_db, job_id)] == [
+        (1, "first"),
+        (2, "second"),
+    ]
     assert verify(postgres_db, job_id) is None
 
 
@@ -106,5 +111,3 @@ def test_postgres_rejects_truncating_audit_events(postgres_db: AuditDatabase) ->
             connection.execute(text("TRUNCATE audit_events"))
 
     assert len(stored_events(postgres_db, job_id)) == 1
-
-

@@ -21,10 +21,17 @@ SIEVE = str(Path(sys.executable).parent / "sieve")
 
 def sieve(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIEVE_")}
-    env.update({"SIEVE_DATA_DIR": str(data_dir), "SIEVE_MODEL__N_CTX": "2048",
-                "SIEVE_MODEL__MAX_TEXT_CHARS": "80", "SIEVE_MODEL__MAX_OUTPUT_TOKENS": "160"})
-    return subprocess.run([SIEVE, *args], env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    env.update(
+        {
+            "SIEVE_DATA_DIR": str(data_dir),
+            "SIEVE_MODEL__N_CTX": "2048",
+            "SIEVE_MODEL__MAX_TEXT_CHARS": "80",
+            "SIEVE_MODEL__MAX_OUTPUT_TOKENS": "160",
+        }
+    )
+    return subprocess.run(
+        [SIEVE, *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 @pytest.fixture
@@ -51,7 +58,9 @@ def test_run_with_a_bad_file_exits_one_and_results_export_every_row(
     assert done.returncode == 1, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert {Path(r["path"]).name: r["state"] for r in rows} == {
-        "broken.pdf": "failed", "invoice.pdf": "done"}
+        "broken.pdf": "failed",
+        "invoice.pdf": "done",
+    }
     exported = sieve(["results", "--format", "csv"], data)  # no JOB: the latest
     assert exported.returncode == 1
     records = list(csv.DictReader(io.StringIO(exported.stdout)))
@@ -62,8 +71,19 @@ def test_run_with_a_bad_file_exits_one_and_results_export_every_row(
 
 
 def test_classify_answers_with_one_of_the_given_labels(good_folder: Path, tmp_path: Path) -> None:
-    done = sieve(["run", str(good_folder), "--task", "classify", "--labels",
-                  "invoice,contract,letter", "--format", "jsonl"], tmp_path / "data")
+    done = sieve(
+        [
+            "run",
+            str(good_folder),
+            "--task",
+            "classify",
+            "--labels",
+            "invoice,contract,letter",
+            "--format",
+            "jsonl",
+        ],
+        tmp_path / "data",
+    )
     assert done.returncode == 0, done.stderr
     [row] = [json.loads(line) for line in done.stdout.splitlines()]
     assert row["result"]["label"] in {"invoice", "contract", "letter"}

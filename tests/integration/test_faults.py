@@ -97,9 +97,9 @@ def _assert_each_item_done_exactly_once(engine: Engine, job_id: int) -> list[Ite
     with Session(engine) as session:
         assert custody.verify_job(session, job_id) == []
         stored = session.scalar(
-            select(func.count()).select_from(AuditEvent).where(
-                AuditEvent.job_id == job_id, AuditEvent.action == "result.stored"
-            )
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.job_id == job_id, AuditEvent.action == "result.stored")
         )
     assert stored == len(item_runs), "one result.stored event per item, never two"
     return item_runs
@@ -110,14 +110,20 @@ def _text_pdfs(folder: Path, count: int, pages: int = 2) -> Path:
     for number in range(count):
         pdfgen.make_text_pdf(
             folder / f"letter-{number}.pdf",
-            [f"Letter {number}, page {page + 1}. " + pdfgen.MEMO_PAGES[page % 2] for page in range(pages)],
+            [
+                f"Letter {number}, page {page + 1}. " + pdfgen.MEMO_PAGES[page % 2]
+                for page in range(pages)
+            ],
         )
     return folder
 
 
 def test_a_worker_child_killed_mid_model_call_is_replaced_and_the_item_completes_once(
-    tmp_path: Path, fault_env: dict[str, str], workers: Callable[..., WorkerProcess],
-    db_engine: Engine, database_url: str,
+    tmp_path: Path,
+    fault_env: dict[str, str],
+    workers: Callable[..., WorkerProcess],
+    db_engine: Engine,
+    database_url: str,
 ) -> None:
     worker = workers(fault_env)
     job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 1, pages=3))
@@ -126,9 +132,9 @@ def test_a_worker_child_killed_mid_model_call_is_replaced_and_the_item_completes
         # Extraction is stored before analysis starts: running + extracted = in the model.
         with Session(db_engine) as session:
             extracted = session.scalar(
-                select(func.count()).select_from(AuditEvent).where(
-                    AuditEvent.job_id == job_id, AuditEvent.action == "item.extracted"
-                )
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.job_id == job_id, AuditEvent.action == "item.extracted")
             )
         item_run = _item_runs(db_engine, job_id)[0]
         return item_run if extracted and item_run.state == ItemState.running else None
@@ -145,8 +151,11 @@ def test_a_worker_child_killed_mid_model_call_is_replaced_and_the_item_completes
     with Session(db_engine) as session:
         result = session.scalars(select(Result).where(Result.item_id == item_run.item_id)).one()
         transitions = [
-            event.details for event in session.scalars(
-                select(AuditEvent).where(AuditEvent.job_id == job_id, AuditEvent.action == "item.state")
+            event.details
+            for event in session.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.job_id == job_id, AuditEvent.action == "item.state"
+                )
             )
         ]
     assert result.produced_by != victim
@@ -155,7 +164,8 @@ def test_a_worker_child_killed_mid_model_call_is_replaced_and_the_item_completes
     # item first because its lease holder is gone. Both are recorded.
     takeovers = [t for t in transitions if t.get("taken_over_from") == victim]
     resets = [
-        t for t in transitions
+        t
+        for t in transitions
         if t.get("reason") == "lease holder gone" and t.get("lease_owner") == victim
     ]
     assert len(takeovers) + len(resets) == 1, transitions
@@ -164,15 +174,19 @@ def test_a_worker_child_killed_mid_model_call_is_replaced_and_the_item_completes
 
 
 def test_redis_flushed_mid_job_is_recovered_by_sieve_resume_without_loss_or_doubling(
-    tmp_path: Path, fault_env: dict[str, str], workers: Callable[..., WorkerProcess],
-    db_engine: Engine, database_url: str,
+    tmp_path: Path,
+    fault_env: dict[str, str],
+    workers: Callable[..., WorkerProcess],
+    db_engine: Engine,
+    database_url: str,
 ) -> None:
     env = fault_env | {"SIEVE_WORKER__SWEEP_INTERVAL_S": "0"}  # only the explicit resume
     workers(env)
     job_id = submit_folder(env, _text_pdfs(tmp_path / "in", 4))
     _wait_until(
         lambda: any(ir.state == ItemState.done for ir in _item_runs(db_engine, job_id)),
-        180, "the first item to finish",
+        180,
+        "the first item to finish",
     )
     redis.Redis.from_url(services.REDIS_URL).flushall()
 
@@ -193,12 +207,17 @@ def test_redis_flushed_mid_job_is_recovered_by_sieve_resume_without_loss_or_doub
         requeued = session.scalars(
             select(AuditEvent).where(AuditEvent.job_id == job_id, AuditEvent.action == "item.state")
         ).all()
-    assert sum(1 for event in requeued if event.details.get("reason") == "message lost") == len(stalled)
+    assert sum(1 for event in requeued if event.details.get("reason") == "message lost") == len(
+        stalled
+    )
 
 
 def test_the_worker_start_sweep_recovers_a_job_whose_messages_were_lost(
-    tmp_path: Path, fault_env: dict[str, str], workers: Callable[..., WorkerProcess],
-    db_engine: Engine, database_url: str,
+    tmp_path: Path,
+    fault_env: dict[str, str],
+    workers: Callable[..., WorkerProcess],
+    db_engine: Engine,
+    database_url: str,
 ) -> None:
     # Submitted while no worker runs, then the broker loses everything.
     job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 2))
@@ -210,8 +229,11 @@ def test_the_worker_start_sweep_recovers_a_job_whose_messages_were_lost(
 
 
 def test_postgres_connections_killed_mid_job_are_survived(
-    tmp_path: Path, fault_env: dict[str, str], workers: Callable[..., WorkerProcess],
-    db_engine: Engine, database_url: str,
+    tmp_path: Path,
+    fault_env: dict[str, str],
+    workers: Callable[..., WorkerProcess],
+    db_engine: Engine,
+    database_url: str,
 ) -> None:
     worker = workers(fault_env)
     job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 3))
@@ -241,7 +263,9 @@ def test_postgres_connections_killed_mid_job_are_survived(
 
 
 def test_a_cancelled_job_stops_and_records_it(
-    tmp_path: Path, fault_env: dict[str, str], workers: Callable[..., WorkerProcess],
+    tmp_path: Path,
+    fault_env: dict[str, str],
+    workers: Callable[..., WorkerProcess],
     db_engine: Engine,
 ) -> None:
     job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 3))
@@ -264,8 +288,11 @@ def test_a_cancelled_job_stops_and_records_it(
 
 
 def test_audit_tampering_is_named_by_verify_and_the_export_reports_custody(
-    tmp_path: Path, fault_env: dict[str, str], workers: Callable[..., WorkerProcess],
-    db_engine: Engine, database_url: str,
+    tmp_path: Path,
+    fault_env: dict[str, str],
+    workers: Callable[..., WorkerProcess],
+    db_engine: Engine,
+    database_url: str,
 ) -> None:
     workers(fault_env)
     job_id = submit_folder(fault_env, _text_pdfs(tmp_path / "in", 1))
@@ -285,19 +312,21 @@ def test_audit_tampering_is_named_by_verify_and_the_export_reports_custody(
 
     with db_engine.begin() as connection:
         target = connection.execute(
-            select(AuditEvent.id, AuditEvent.seq)
-            .where(AuditEvent.job_id == job_id, AuditEvent.action == "result.stored")
+            select(AuditEvent.id, AuditEvent.seq).where(
+                AuditEvent.job_id == job_id, AuditEvent.action == "result.stored"
+            )
         ).one()
-        with pytest.raises(Exception, match="append-only"):
-            with connection.begin_nested():
-                connection.execute(
-                    text("update audit_events set actor = 'someone else' where id = :id"),
-                    {"id": target.id},
-                )
+        with pytest.raises(Exception, match="append-only"), connection.begin_nested():
+            connection.execute(
+                text("update audit_events set actor = 'someone else' where id = :id"),
+                {"id": target.id},
+            )
         connection.execute(text("alter table audit_events disable trigger user"))
         connection.execute(
-            text("update audit_events set details = jsonb_set(details, '{citations}', '99') "
-                 "where id = :id"),
+            text(
+                "update audit_events set details = jsonb_set(details, '{citations}', '99') "
+                "where id = :id"
+            ),
             {"id": target.id},
         )
         connection.execute(text("alter table audit_events enable trigger user"))

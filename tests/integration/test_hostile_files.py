@@ -54,7 +54,9 @@ def hostile_worker(
 
 @pytest.fixture(scope="module")
 def corpus_run(
-    hostile_env: dict[str, str], hostile_worker: WorkerProcess, database_url: str,
+    hostile_env: dict[str, str],
+    hostile_worker: WorkerProcess,
+    database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("hostile")
@@ -69,8 +71,13 @@ def corpus_run(
     ordinary_job = submit_folder(hostile_env, after)  # queued behind every hostile file
     wait_for_run(database_url, corpus_job, timeout=900)
     wait_for_run(database_url, ordinary_job, timeout=300)
-    return {"cases": cases, "root": root, "corpus_job": corpus_job,
-            "ordinary_job": ordinary_job, "seconds": time.monotonic() - started}
+    return {
+        "cases": cases,
+        "root": root,
+        "corpus_job": corpus_job,
+        "ordinary_job": ordinary_job,
+        "seconds": time.monotonic() - started,
+    }
 
 
 def _outcomes(engine: Engine, job_id: int) -> dict[str, tuple[str, str | None, str | None]]:
@@ -101,7 +108,8 @@ def test_each_hostile_file_ends_with_its_expected_state_and_code(
     state, code, message = outcomes[name]
     expected = (case.expected_state, case.expected_codes)
     assert (state, code in case.expected_codes if case.expected_codes else code is None) == (
-        case.expected_state, True
+        case.expected_state,
+        True,
     ), f"{case.description}: got {state}/{code} ({message}), expected {expected}"
     if code is not None:
         assert message and len(message) < 2000, "a readable, bounded reason is recorded"
@@ -111,28 +119,40 @@ def test_the_worker_survives_and_a_normal_file_after_the_corpus_succeeds(
     corpus_run: dict[str, Any], hostile_worker: WorkerProcess, db_engine: Engine
 ) -> None:
     assert hostile_worker.process.poll() is None
-    assert _outcomes(db_engine, corpus_run["ordinary_job"]) == {"ordinary.pdf": ("done", None, None)}
+    assert _outcomes(db_engine, corpus_run["ordinary_job"]) == {
+        "ordinary.pdf": ("done", None, None)
+    }
     with Session(db_engine) as session:
         assert custody.verify_job(session, corpus_run["corpus_job"]) == []
     log = hostile_worker.log()
     assert log.count("ready: model") == 1, "the worker's child never died (model loaded once)"
 
 
-def test_no_file_name_ever_reached_a_shell(corpus_run: dict[str, Any], hostile_env: dict[str, str]) -> None:
+def test_no_file_name_ever_reached_a_shell(
+    corpus_run: dict[str, Any], hostile_env: dict[str, str]
+) -> None:
     # The corpus holds a file named "invoice;touch PWNED;$(touch PWNED2).pdf": a
     # shell given that name would create PWNED or PWNED2 in its working directory.
     searched = [corpus_run["root"], Path(hostile_env["SIEVE_DATA_DIR"])]
     planted = [path for place in searched for path in place.rglob("PWNED*")]
-    planted += [place / name for place in (Path.cwd(), Path("/tmp"), Path.home())
-                for name in ("PWNED", "PWNED2") if (place / name).exists()]
+    planted += [
+        place / name
+        for place in (Path.cwd(), Path("/tmp"), Path.home())
+        for name in ("PWNED", "PWNED2")
+        if (place / name).exists()
+    ]
     assert planted == []
 
 
-def test_status_groups_the_failures_by_code(corpus_run: dict[str, Any], hostile_env: dict[str, str]) -> None:
+def test_status_groups_the_failures_by_code(
+    corpus_run: dict[str, Any], hostile_env: dict[str, str]
+) -> None:
     status = run_sieve(["status", str(corpus_run["corpus_job"])], hostile_env)
     assert status.returncode == 1  # finished, with failures
     for code in ("encrypted", "limit_exceeded", "unsafe_archive", "timeout", "empty_file"):
         assert code in status.stdout
-    results = run_sieve(["results", str(corpus_run["corpus_job"]), "--format", "jsonl"], hostile_env)
+    results = run_sieve(
+        ["results", str(corpus_run["corpus_job"]), "--format", "jsonl"], hostile_env
+    )
     rows = [json.loads(line) for line in results.stdout.splitlines()]
     assert len(rows) == len(corpus_run["cases"])

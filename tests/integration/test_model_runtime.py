@@ -11,8 +11,12 @@ import pytest
 from worker import errors
 from worker.model import LocalModel, build_chat_messages
 
-SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 20}},
-          "required": ["answer"], "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "maxLength": 20}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
 
 
 def _png(path: Path) -> Path:
@@ -51,7 +55,9 @@ def test_a_model_without_a_projector_refuses_pictures_by_name(
     assert small_model.info.supports_vision is False
     assert small_model.image_tokens == 0
     with pytest.raises(errors.ModelCapabilityError) as caught:
-        small_model.complete_json("Answer.", "Document: a", SCHEMA, 32, [str(_png(tmp_path / "a.png"))])
+        small_model.complete_json(
+            "Answer.", "Document: a", SCHEMA, 32, [str(_png(tmp_path / "a.png"))]
+        )
     assert caught.value.code == "model_capability"
     assert "SIEVE_MODEL__MMPROJ_PATH" in caught.value.message
 
@@ -60,7 +66,7 @@ def test_a_model_without_a_projector_refuses_pictures_by_name(
 def test_a_text_only_gguf_given_as_projector_fails_to_load_clearly(
     small_model: LocalModel,
 ) -> None:
-    from jobs.settings import ModelSettings
+    from worker.config import ModelSettings
 
     with pytest.raises(errors.ModelLoadError, match="multimodal projector"):
         LocalModel(ModelSettings(mmproj_path=Path(small_model.info.path)))
@@ -71,5 +77,10 @@ def test_gemma_4_files_get_gemma_4s_chat_handler_and_others_the_generic_one() ->
 
     from worker.model import chat_handler_class
 
-    assert chat_handler_class(Path("gemma-4-12b-it-Q4_K_M.gguf")) is llama_chat_format.Gemma4ChatHandler
-    assert chat_handler_class(Path("gemma-3-4b-it-q4_k_m.gguf")) is llama_chat_format.MTMDChatHandler
+    assert (
+        chat_handler_class(Path("gemma-4-12b-it-Q4_K_M.gguf"))
+        is llama_chat_format.Gemma4ChatHandler
+    )
+    assert (
+        chat_handler_class(Path("gemma-3-4b-it-q4_k_m.gguf")) is llama_chat_format.MTMDChatHandler
+    )

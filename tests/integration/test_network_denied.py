@@ -42,22 +42,32 @@ def small_folder(tmp_path: Path) -> Path:
 
 def _offline_env(tmp_path: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SIEVE_")}
-    env.update({
-        "SIEVE_DATA_DIR": str(tmp_path / "data"),
-        "SIEVE_MODEL__N_CTX": "2048",
-        "SIEVE_MODEL__MAX_TEXT_CHARS": "100",
-        "SIEVE_MODEL__MAX_OUTPUT_TOKENS": "200",
-        "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-    })
+    env.update(
+        {
+            "SIEVE_DATA_DIR": str(tmp_path / "data"),
+            "SIEVE_MODEL__N_CTX": "2048",
+            "SIEVE_MODEL__MAX_TEXT_CHARS": "100",
+            "SIEVE_MODEL__MAX_OUTPUT_TOKENS": "200",
+            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        }
+    )
     return env
 
 
 @pytest.mark.skipif(not _can_unshare(), reason="unshare -n needs root and util-linux")
 def test_the_namespace_really_has_no_network() -> None:
     probe = subprocess.run(
-        ["unshare", "-n", sys.executable, "-c",
-         "import socket; socket.create_connection(('127.0.0.1', 5432), timeout=3)"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            "-c",
+            "import socket; socket.create_connection(('127.0.0.1', 5432), timeout=3)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert probe.returncode != 0
     assert "unreachable" in probe.stderr or "refused" in probe.stderr
@@ -66,9 +76,22 @@ def test_the_namespace_really_has_no_network() -> None:
 @pytest.mark.skipif(not _can_unshare(), reason="unshare -n needs root and util-linux")
 def test_a_whole_job_completes_with_the_network_denied(small_folder: Path, tmp_path: Path) -> None:
     completed = subprocess.run(
-        ["unshare", "-n", SIEVE, "run", str(small_folder), "--task", "summarize",
-         "--format", "jsonl"],
-        env=_offline_env(tmp_path), capture_output=True, text=True, timeout=600, check=False,
+        [
+            "unshare",
+            "-n",
+            SIEVE,
+            "run",
+            str(small_folder),
+            "--task",
+            "summarize",
+            "--format",
+            "jsonl",
+        ],
+        env=_offline_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     rows = {Path(row["path"]).name: row for row in map(json.loads, completed.stdout.splitlines())}
     assert completed.returncode == 1, completed.stderr  # the empty file fails, as it should
@@ -96,7 +119,9 @@ def test_no_connection_is_attempted_while_a_job_runs(small_folder: Path, tmp_pat
     env["SIEVE_LIMITS__SANDBOX"] = "false"  # keep extraction in this process, under the hook
     try:
         result = CliRunner().invoke(
-            cli, ["run", str(small_folder), "--task", "summarize", "--format", "jsonl"], env=env,
+            cli,
+            ["run", str(small_folder), "--task", "summarize", "--format", "jsonl"],
+            env=env,
         )
     finally:
         reset_settings_cache()

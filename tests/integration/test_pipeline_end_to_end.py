@@ -5,6 +5,7 @@ worker subprocess running the real GGUF → Postgres, then status and results.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -18,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.models import AuditEvent, Item, ItemRun, Result, Run
-from worker.task_specs import build_task
 from tests import pdfgen
 from tests.integration.harness import WorkerProcess, run_sieve, submit_folder, wait_for_run
 from worker.model import bundled_model_path
+from worker.task_specs import build_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow]
 
@@ -63,11 +64,17 @@ def completed_job(
     run = wait_for_run(database_url, job_id, timeout=900)
     results = run_sieve(["results", str(job_id), "--format", "jsonl"], sieve_env)
     rows = [json.loads(line) for line in results.stdout.splitlines() if line.strip()]
-    return {"job_id": job_id, "run": run, "rows": {Path(r["path"]).name: r for r in rows},
-            "results_exit": results.returncode}
+    return {
+        "job_id": job_id,
+        "run": run,
+        "rows": {Path(r["path"]).name: r for r in rows},
+        "results_exit": results.returncode,
+    }
 
 
-def test_every_input_file_gets_one_row_with_the_expected_state(completed_job: dict[str, Any]) -> None:
+def test_every_input_file_gets_one_row_with_the_expected_state(
+    completed_job: dict[str, Any],
+) -> None:
     rows = completed_job["rows"]
     expected = {
         "memo.pdf": ("done", None),
@@ -83,8 +90,17 @@ def test_every_input_file_gets_one_row_with_the_expected_state(completed_job: di
     actual = {name: (row["state"], row["error_code"]) for name, row in rows.items()}
     assert actual == expected
     for name, row in rows.items():
-        for key in ("job_id", "run_id", "item_id", "path", "sha256", "state", "error_code",
-                    "error_message", "result"):
+        for key in (
+            "job_id",
+            "run_id",
+            "item_id",
+            "path",
+            "sha256",
+            "state",
+            "error_code",
+            "error_message",
+            "result",
+        ):
             assert key in row, f"{name} lacks {key}"
         if row["state"] == "done":
             assert row["error_message"] is None
@@ -200,7 +216,7 @@ def test_every_state_change_and_result_is_in_an_intact_audit_chain(
             [("pending", "queued"), ("queued", "running")],
             [("pending", "running"), ("running", item_run.state.value)],
         ), transitions
-        assert all(after[0] == before[1] for before, after in zip(transitions, transitions[1:]))
+        assert all(after[0] == before[1] for before, after in itertools.pairwise(transitions))
         assert transitions[-1] == ("running", item_run.state.value)
         assert item_run.attempts == 1
     submitted_by = events[0].actor
@@ -221,16 +237,26 @@ def test_status_shows_counts_and_failures_grouped_by_code(
 ) -> None:
     shown = run_sieve(["status", str(completed_job["job_id"])], sieve_env)
     assert shown.returncode == 1  # finished, with failures
-    for text in ("done: 4", "failed: 3", "unsupported: 1", "corrupt_file", "encrypted",
-                 "empty_file", "unsupported_type", "Matter 123 vol 1"):
+    for text in (
+        "done: 4",
+        "failed: 3",
+        "unsupported: 1",
+        "corrupt_file",
+        "encrypted",
+        "empty_file",
+        "unsupported_type",
+        "Matter 123 vol 1",
+    ):
         assert text in shown.stdout, shown.stdout
 
 
-def test_results_export_as_csv(completed_job: dict[str, Any], sieve_env: dict[str, str],
-                               tmp_path: Path) -> None:
+def test_results_export_as_csv(
+    completed_job: dict[str, Any], sieve_env: dict[str, str], tmp_path: Path
+) -> None:
     out = tmp_path / "results.csv"
     exported = run_sieve(
-        ["results", str(completed_job["job_id"]), "--format", "csv", "--output", str(out)], sieve_env
+        ["results", str(completed_job["job_id"]), "--format", "csv", "--output", str(out)],
+        sieve_env,
     )
     assert exported.returncode == 1
     import csv

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.settings import LimitSettings
 from tests import pdfgen, zipgen
 from worker import errors
+from worker.config import LimitSettings
 from worker.extractors.archive import RefusalReason, ZipExtractor
 from worker.extractors.base import Extraction, SegmentKind
 from worker.extractors.registry import extractor_for

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.settings import LimitSettings, MediaSettings
 from tests import mediagen
 from worker import errors
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors.audio import AudioExtractor, span_label, speech_chunks
 from worker.extractors.base import SegmentKind
 from worker.extractors.registry import extractor_for

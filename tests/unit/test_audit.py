@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
-import time
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,7 +69,9 @@ def audit_db(sqlite_db: AuditDatabase) -> AuditDatabase:
 
 def create_job(db: AuditDatabase) -> int:
     with transaction(db.sessions) as session:
-        job = Job(name="audit test", submitted_by="tester", submitted_host="host", input_roots=["/in"])
+        job = Job(
+            name="audit test", submitted_by="tester", submitted_host="host", input_roots=["/in"]
+        )
         session.add(job)
         session.flush()
         return job.id
@@ -109,7 +110,9 @@ def stored_events(db: AuditDatabase, job_id: int) -> list[AuditEvent]:
 # --- building the chain -----------------------------------------------------
 
 
-def test_appended_events_number_from_one_and_link_to_the_previous_hash(audit_db: AuditDatabase) -> None:
+def test_appended_events_number_from_one_and_link_to_the_previous_hash(
+    audit_db: AuditDatabase,
+) -> None:
     job_id = create_job(audit_db)
 
     append_numbered_events(audit_db, job_id, 4)
@@ -118,7 +121,7 @@ def test_appended_events_number_from_one_and_link_to_the_previous_hash(audit_db:
     assert [event.seq for event in events] == [1, 2, 3, 4]
     assert {event.chain for event in events} == {f"job:{job_id}"}
     assert events[0].prev_hash == audit.GENESIS_HASH == "0" * 64
-    for previous, event in zip(events, events[1:]):
+    for previous, event in itertools.pairwise(events):
         assert event.prev_hash == previous.event_hash
     assert len({event.event_hash for event in events}) == 4
 
@@ -211,15 +214,25 @@ def test_a_chain_cannot_fork_two_events_with_the_same_seq(audit_db: AuditDatabas
     (first,) = append_numbered_events(audit_db, job_id, 1)
     fields = {
         column: getattr(first, column)
-        for column in ("chain", "seq", "occurred_at", "actor", "action", "job_id", "run_id",
-                       "item_id", "item_sha256", "details", "prev_hash")
+        for column in (
+            "chain",
+            "seq",
+            "occurred_at",
+            "actor",
+            "action",
+            "job_id",
+            "run_id",
+            "item_id",
+            "item_sha256",
+            "details",
+            "prev_hash",
+        )
     }
     fields["actor"] = "a second writer"
     forged = AuditEvent(**fields, event_hash=audit.compute_event_hash(**fields))
 
-    with pytest.raises(exc.IntegrityError):
-        with transaction(audit_db.sessions) as session:
-            session.add(forged)
+    with pytest.raises(exc.IntegrityError), transaction(audit_db.sessions) as session:
+        session.add(forged)
 
     assert [event.actor for event in stored_events(audit_db, job_id)] == [first.actor]
 
@@ -288,7 +301,11 @@ def test_an_edited_event_is_named_by_verification(
     if audit_db.dialect == "postgresql" and column == "details":
         placeholder = "CAST(:value AS jsonb)"
 
-    audit_db.tamper(f"UPDATE audit_events SET {column} = {placeholder} WHERE id = :id", value=value, id=target.id)
+    audit_db.tamper(
+        f"UPDATE audit_events SET {column} = {placeholder} WHERE id = :id",
+        value=value,
+        id=target.id,
+    )
 
     assert verify(audit_db, job_id) == audit.ChainBreak(
         f"job:{job_id}", 2, target.id, "content does not match its hash"
@@ -331,9 +348,17 @@ def test_rehashing_an_edited_event_breaks_the_link_of_the_next_one(audit_db: Aud
     events = stored_events(audit_db, job_id)
     edited = events[1]
     forged_hash = audit.compute_event_hash(
-        chain=edited.chain, seq=edited.seq, occurred_at=edited.occurred_at, actor="an impostor",
-        action=edited.action, job_id=edited.job_id, run_id=edited.run_id, item_id=edited.item_id,
-        item_sha256=edited.item_sha256, details=edited.details, prev_hash=edited.prev_hash,
+        chain=edited.chain,
+        seq=edited.seq,
+        occurred_at=edited.occurred_at,
+        actor="an impostor",
+        action=edited.action,
+        job_id=edited.job_id,
+        run_id=edited.run_id,
+        item_id=edited.item_id,
+        item_sha256=edited.item_sha256,
+        details=edited.details,
+        prev_hash=edited.prev_hash,
     )
 
     audit_db.tamper(
@@ -352,7 +377,10 @@ def test_tampering_with_one_chain_leaves_other_chains_verifiable(audit_db: Audit
     append_numbered_events(audit_db, tampered_job, 2)
     append_numbered_events(audit_db, other_job, 2)
 
-    audit_db.tamper("UPDATE audit_events SET actor = 'x' WHERE job_id = :job_id AND seq = 1", job_id=tampered_job)
+    audit_db.tamper(
+        "UPDATE audit_events SET actor = 'x' WHERE job_id = :job_id AND seq = 1",
+        job_id=tampered_job,
+    )
 
     assert verify(audit_db, tampered_job) is not None
     assert verify(audit_db, other_job) is None
@@ -360,7 +388,7 @@ def test_tampering_with_one_chain_leaves_other_chains_verifiable(audit_db: Audit
 
 # --- the canonical hash ----------------------------------------------------
 
-MOMENT = dt.datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=dt.timezone.utc)
+MOMENT = dt.datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=dt.UTC)
 
 
 def hash_with(**overrides: Any) -> str:
@@ -425,15 +453,25 @@ def test_canonical_timestamps_are_utc_with_microseconds() -> None:
     assert audit.canonical_timestamp(MOMENT.replace(microsecond=0)) == "2026-03-01T12:30:45.000000Z"
 
 
-def test_the_stored_hash_is_the_canonical_hash_of_the_stored_fields(audit_db: AuditDatabase) -> None:
+def test_the_stored_hash_is_the_canonical_hash_of_the_stored_fields(
+    audit_db: AuditDatabase,
+) -> None:
     job_id = create_job(audit_db)
     append_numbered_events(audit_db, job_id, 1)
     (event,) = stored_events(audit_db, job_id)
 
     assert event.event_hash == audit.compute_event_hash(
-        chain=event.chain, seq=event.seq, occurred_at=event.occurred_at, actor=event.actor,
-        action=event.action, job_id=event.job_id, run_id=event.run_id, item_id=event.item_id,
-        item_sha256=event.item_sha256, details=event.details, prev_hash=event.prev_hash,
+        chain=event.chain,
+        seq=event.seq,
+        occurred_at=event.occurred_at,
+        actor=event.actor,
+        action=event.action,
+        job_id=event.job_id,
+        run_id=event.run_id,
+        item_id=event.item_id,
+        item_sha256=event.item_sha256,
+        details=event.details,
+        prev_hash=event.prev_hash,
     )
 
 
@@ -452,10 +490,18 @@ def test_timestamps_read_back_from_sqlite_are_utc_aware(sqlite_db: AuditDatabase
     assert event.occurred_at.microsecond == appended.occurred_at.microsecond
 
 
-def test_an_aware_timestamp_in_another_zone_is_stored_as_the_same_instant(sqlite_db: AuditDatabase) -> None:
+def test_an_aware_timestamp_in_another_zone_is_stored_as_the_same_instant(
+    sqlite_db: AuditDatabase,
+) -> None:
     moment_in_new_york = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
     with transaction(sqlite_db.sessions) as session:
-        job = Job(name="tz", submitted_by="me", submitted_host="h", input_roots=[], created_at=moment_in_new_york)
+        job = Job(
+            name="tz",
+            submitted_by="me",
+            submitted_host="h",
+            input_roots=[],
+            created_at=moment_in_new_york,
+        )
         session.add(job)
         session.flush()
         job_id = job.id
@@ -464,11 +510,13 @@ def test_an_aware_timestamp_in_another_zone_is_stored_as_the_same_instant(sqlite
         created_at = session.get_one(Job, job_id).created_at
 
     assert created_at == moment_in_new_york
-    assert created_at.tzinfo == dt.timezone.utc
+    assert created_at.tzinfo == dt.UTC
     assert created_at.hour == 14
 
 
-@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()], ids=["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    "dialect", [sqlite.dialect(), postgresql.dialect()], ids=["sqlite", "postgresql"]
+)
 def test_utc_datetime_refuses_a_naive_datetime(dialect: Any) -> None:
     with pytest.raises(ValueError, match="naive"):
         UtcDateTime().process_bind_param(dt.datetime(2026, 1, 1, 12, 0), dialect)
@@ -478,8 +526,13 @@ def test_a_naive_datetime_is_not_stored(sqlite_db: AuditDatabase) -> None:
     with pytest.raises(exc.StatementError, match="naive"):
         with transaction(sqlite_db.sessions) as session:
             session.add(
-                Job(name="naive", submitted_by="me", submitted_host="h", input_roots=[],
-                    created_at=dt.datetime(2026, 1, 1, 12, 0))
+                Job(
+                    name="naive",
+                    submitted_by="me",
+                    submitted_host="h",
+                    input_roots=[],
+                    created_at=dt.datetime(2026, 1, 1, 12, 0),
+                )
             )
 
     with sqlite_db.sessions() as session:

@@ -139,7 +139,7 @@ def test_all_services_sit_on_internal_networks_only(compose, services):
 def test_redis_keeps_queued_work_across_restarts(services):
     redis = services["redis"]
     words = command_words(redis)
-    options = dict(zip(words[1::2], words[2::2]))
+    options = dict(zip(words[1::2], words[2::2], strict=False))
     assert words[0] == "redis-server"
     assert options.get("--appendonly") == "yes"
     assert options.get("--appendfsync") == "everysec"
@@ -155,7 +155,9 @@ def test_workers_start_after_migrations_complete(app_services):
         if command_words(service)[:1] == ["worker"]
     }
     assert workers, "no service runs `sieve worker`"
-    replicas = sum(int(service.get("deploy", {}).get("replicas", 1)) for service in workers.values())
+    replicas = sum(
+        int(service.get("deploy", {}).get("replicas", 1)) for service in workers.values()
+    )
     assert replicas >= 2
     for name, service in workers.items():
         depends_on = service.get("depends_on", {})

@@ -96,7 +96,9 @@ def test_a_stored_object_is_read_only(tmp_path: Path, objects_dir: Path) -> None
     assert mode == 0o440
 
 
-def test_the_store_keeps_its_copy_when_the_source_changes_later(tmp_path: Path, objects_dir: Path) -> None:
+def test_the_store_keeps_its_copy_when_the_source_changes_later(
+    tmp_path: Path, objects_dir: Path
+) -> None:
     source = write_source(tmp_path, "a", b"as submitted")
     stored = store_file(source, objects_dir)
 
@@ -123,7 +125,9 @@ def test_a_missing_source_leaves_no_temporary_file(tmp_path: Path, objects_dir: 
     assert staging_leftovers(objects_dir) == []
 
 
-def test_a_failure_after_copying_leaves_no_temporary_file(tmp_path: Path, objects_dir: Path) -> None:
+def test_a_failure_after_copying_leaves_no_temporary_file(
+    tmp_path: Path, objects_dir: Path
+) -> None:
     content = b"copied, then the store could not place it"
     digest = hashlib.sha256(content).hexdigest()
     objects_dir.mkdir(parents=True)
@@ -134,4 +138,3 @@ def test_a_failure_after_copying_leaves_no_temporary_file(tmp_path: Path, object
         store_file(write_source(tmp_path, "a", content), objects_dir)
 
     assert staging_leftovers(objects_dir) == []
-

@@ -16,9 +16,9 @@ import pydicom.data
 import pytest
 from PIL import Image
 
-from jobs.settings import LimitSettings, MediaSettings
 from tests import mediagen
 from worker import errors
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors.base import Extraction, SegmentKind
 from worker.extractors.dicom import IDENTIFYING_KEYWORDS, DicomExtractor, redact, window_to_8_bit
 from worker.extractors.registry import extractor_for

@@ -100,19 +100,35 @@ def test_resume_re_drives_lost_messages_and_dead_leases_and_leaves_live_ones(
     _published(dispatcher)  # the broker loses them (a FLUSHALL)
     lost, expired, live = submission.item_run_ids
     with env.session_factory.begin() as session:
-        session.execute(update(ItemRun).where(ItemRun.id == expired).values(
-            state=ItemState.running, lease_owner="w@other-host:1",
-            lease_expires_at=utcnow() - dt.timedelta(seconds=1)))
-        session.execute(update(ItemRun).where(ItemRun.id == live).values(
-            state=ItemState.running, lease_owner="w@other-host:2",
-            lease_expires_at=utcnow() + dt.timedelta(minutes=5)))
+        session.execute(
+            update(ItemRun)
+            .where(ItemRun.id == expired)
+            .values(
+                state=ItemState.running,
+                lease_owner="w@other-host:1",
+                lease_expires_at=utcnow() - dt.timedelta(seconds=1),
+            )
+        )
+        session.execute(
+            update(ItemRun)
+            .where(ItemRun.id == live)
+            .values(
+                state=ItemState.running,
+                lease_owner="w@other-host:2",
+                lease_expires_at=utcnow() + dt.timedelta(minutes=5),
+            )
+        )
     report = recovery.resume(dispatcher, env.session_factory, "admin", submission.job_id)
     assert (report.queued, report.expired_leases, report.published) == ([lost], [expired], 2)
     assert sorted(_published(dispatcher)) == [lost, expired]
     assert _states(env, submission.item_run_ids) == ["queued", "queued", "running"]
     with env.session_factory() as session:
-        reasons = [e.details.get("reason") for e in session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "item.state").order_by(AuditEvent.seq))]
+        reasons = [
+            e.details.get("reason")
+            for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "item.state").order_by(AuditEvent.seq)
+            )
+        ]
     assert "message lost" in reasons and "lease expired" in reasons
 
 
@@ -164,8 +180,17 @@ def test_an_unknown_job_is_a_not_found_error(env: Embedded) -> None:
             status.resolve_job_id(session, 42)
 
 
-REQUIRED_FIELDS = {"job_id", "run_id", "item_id", "path", "sha256", "state", "error_code",
-                   "error_message", "result"}
+REQUIRED_FIELDS = {
+    "job_id",
+    "run_id",
+    "item_id",
+    "path",
+    "sha256",
+    "state",
+    "error_code",
+    "error_message",
+    "result",
+}
 
 
 def test_each_jsonl_row_is_one_submitted_file_with_the_documented_fields(
@@ -181,7 +206,7 @@ def test_each_jsonl_row_is_one_submitted_file_with_the_documented_fields(
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert written == len(rows) == 4  # one per path, the duplicate included
     for row in rows:
-        assert REQUIRED_FIELDS <= row.keys()
+        assert row.keys() >= REQUIRED_FIELDS
         if row["state"] == "done":
             assert row["error_code"] is None and row["error_message"] is None
             assert set(row["result"]) == {"summary", "key_points"}

@@ -69,8 +69,14 @@ def embedded_env(tmp_path: Path) -> Iterator[Embedded]:
 
 def _submit(env: Embedded, folder: Path, task_name: str = "summarize") -> submit.Submission:
     task = build_task(task_name, {}, env.settings.model.max_text_chars)
-    return submit.submit(env.session_factory, env.settings, paths=[folder], task=task,
-                         name="unit", executor="in_process")
+    return submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[folder],
+        task=task,
+        name="unit",
+        executor="in_process",
+    )
 
 
 @pytest.fixture
@@ -116,8 +122,9 @@ def _chain_intact(env: Embedded, job_id: int) -> bool:
 # --- the happy path and idempotency -------------------------------------------
 
 
-def test_a_folder_is_processed_in_process_and_the_run_completes(embedded_env: Embedded,
-                                                                small_set: Path) -> None:
+def test_a_folder_is_processed_in_process_and_the_run_completes(
+    embedded_env: Embedded, small_set: Path
+) -> None:
     submission = _submit(embedded_env, small_set)
     assert (submission.file_count, submission.item_count) == (4, 3)
     embedded.run_item_runs(embedded_env.context, submission.item_run_ids)
@@ -132,8 +139,9 @@ def test_a_folder_is_processed_in_process_and_the_run_completes(embedded_env: Em
     assert _chain_intact(embedded_env, submission.job_id)
 
 
-def test_processing_a_finished_item_again_changes_nothing(embedded_env: Embedded,
-                                                          small_set: Path) -> None:
+def test_processing_a_finished_item_again_changes_nothing(
+    embedded_env: Embedded, small_set: Path
+) -> None:
     submission = _submit(embedded_env, small_set)
     embedded.run_item_runs(embedded_env.context, submission.item_run_ids)
     with embedded_env.session_factory() as session:
@@ -148,15 +156,25 @@ def test_processing_a_finished_item_again_changes_nothing(embedded_env: Embedded
 # --- leases ---------------------------------------------------------------------
 
 
-def _lease(env: Embedded, item_run_id: int, owner: str, expires_in_s: float, attempts: int = 1) -> None:
+def _lease(
+    env: Embedded, item_run_id: int, owner: str, expires_in_s: float, attempts: int = 1
+) -> None:
     with env.session_factory.begin() as session:
-        session.execute(update(ItemRun).where(ItemRun.id == item_run_id).values(
-            state=ItemState.running, lease_owner=owner, attempts=attempts,
-            lease_expires_at=utcnow() + dt.timedelta(seconds=expires_in_s)))
+        session.execute(
+            update(ItemRun)
+            .where(ItemRun.id == item_run_id)
+            .values(
+                state=ItemState.running,
+                lease_owner=owner,
+                attempts=attempts,
+                lease_expires_at=utcnow() + dt.timedelta(seconds=expires_in_s),
+            )
+        )
 
 
-def test_an_item_leased_by_a_live_worker_is_left_alone(embedded_env: Embedded,
-                                                       tmp_path: Path) -> None:
+def test_an_item_leased_by_a_live_worker_is_left_alone(
+    embedded_env: Embedded, tmp_path: Path
+) -> None:
     [item_run_id] = _submit(embedded_env, _one_pdf(tmp_path / "one")).item_run_ids
     _lease(embedded_env, item_run_id, "other@elsewhere:2", 300)
     outcome = process_item_run(embedded_env.context, item_run_id)
@@ -174,8 +192,11 @@ def test_an_item_whose_lease_expired_is_taken_over_and_counted_as_a_second_attem
     item_run = _item_run(embedded_env, item_run_id)
     assert item_run.attempts == 2 and item_run.lease_owner is None
     with embedded_env.session_factory() as session:
-        takeover = session.scalars(select(AuditEvent).where(
-            AuditEvent.action == "item.state", AuditEvent.item_id == item_run.item_id)).all()
+        takeover = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "item.state", AuditEvent.item_id == item_run.item_id
+            )
+        ).all()
     assert any(e.details.get("taken_over_from") == "dead@elsewhere:2" for e in takeover)
     assert _chain_intact(embedded_env, submission.job_id)
 
@@ -187,8 +208,9 @@ def test_a_worker_that_lost_its_lease_during_a_model_call_stores_nothing(
 
     def steal() -> None:
         with embedded_env.session_factory.begin() as session:
-            session.execute(update(ItemRun).where(ItemRun.id == item_run_id)
-                            .values(lease_owner="thief@host:3"))
+            session.execute(
+                update(ItemRun).where(ItemRun.id == item_run_id).values(lease_owner="thief@host:3")
+            )
 
     context = embedded_env.with_model(FakeModel(script={1: steal}))
     assert process_item_run(context, item_run_id).state is None
@@ -255,6 +277,7 @@ def _capture_should_stop(model: FakeModel):  # type: ignore[no-untyped-def]
 def _raise(error: BaseException):  # type: ignore[no-untyped-def]
     def raiser() -> None:
         raise error
+
     return raiser
 
 
@@ -262,21 +285,28 @@ def test_a_transient_error_is_retried_and_a_bug_is_recorded_as_internal_with_its
     embedded_env: Embedded, tmp_path: Path
 ) -> None:
     [item_run_id] = _submit(embedded_env, _one_pdf(tmp_path / "one")).item_run_ids
-    flaky = embedded_env.with_model(FakeModel(script={
-        1: _raise(errors.ToolTimeoutError("slow tool")), 2: _raise(KeyError("oops"))}))
+    flaky = embedded_env.with_model(
+        FakeModel(
+            script={1: _raise(errors.ToolTimeoutError("slow tool")), 2: _raise(KeyError("oops"))}
+        )
+    )
     first = process_item_run(flaky, item_run_id)
     assert (first.state, first.error_code, first.retry) == (ItemState.queued, "tool_timeout", True)
     second = process_item_run(flaky, item_run_id)
     assert (second.state, second.error_code, second.retry) == (ItemState.failed, "internal", False)
     item_run = _item_run(embedded_env, item_run_id)
     assert item_run.attempts == 2
-    assert "KeyError" in (item_run.error_detail or "") and "Traceback" in (item_run.error_detail or "")
+    assert "KeyError" in (item_run.error_detail or "") and "Traceback" in (
+        item_run.error_detail or ""
+    )
 
 
 def test_an_item_that_keeps_failing_transiently_ends_retries_exhausted(tmp_path: Path) -> None:
     env = next(make_embedded(tmp_path, FakeModel(), max_attempts=3))
     submission = _submit(env, _one_pdf(tmp_path / "one"))
-    always_slow = FakeModel(script={n: _raise(errors.ToolTimeoutError(f"slow {n}")) for n in range(1, 10)})
+    always_slow = FakeModel(
+        script={n: _raise(errors.ToolTimeoutError(f"slow {n}")) for n in range(1, 10)}
+    )
     [outcome] = embedded.run_item_runs(env.with_model(always_slow), submission.item_run_ids)
     assert (outcome.state, outcome.error_code) == (ItemState.failed, "retries_exhausted")
     item_run = _item_run(env, outcome.item_run_id)
@@ -289,8 +319,13 @@ def test_an_item_whose_budget_was_spent_by_dead_workers_is_not_tried_again(
     embedded_env: Embedded, tmp_path: Path
 ) -> None:
     [item_run_id] = _submit(embedded_env, _one_pdf(tmp_path / "one")).item_run_ids
-    _lease(embedded_env, item_run_id, "dead@elsewhere:9", -1,
-           attempts=embedded_env.settings.worker.max_attempts)
+    _lease(
+        embedded_env,
+        item_run_id,
+        "dead@elsewhere:9",
+        -1,
+        attempts=embedded_env.settings.worker.max_attempts,
+    )
     outcome = process_item_run(embedded_env.context, item_run_id)
     assert (outcome.state, outcome.error_code) == (ItemState.failed, "retries_exhausted")
     assert embedded_env.model.calls == []
@@ -301,10 +336,17 @@ def test_a_database_that_refuses_the_items_data_fails_that_item_and_does_not_loo
     embedded_env: Embedded, tmp_path: Path
 ) -> None:
     [item_run_id] = _submit(embedded_env, _one_pdf(tmp_path / "one")).item_run_ids
-    refused = sa_exc.DataError("INSERT …", {}, Exception("value too long for type character varying(64)"))
-    outcome = process_item_run(embedded_env.with_model(FakeModel(script={1: _raise(refused)})),
-                               item_run_id)
-    assert (outcome.state, outcome.error_code, outcome.retry) == (ItemState.failed, "database_rejected", False)
+    refused = sa_exc.DataError(
+        "INSERT …", {}, Exception("value too long for type character varying(64)")
+    )
+    outcome = process_item_run(
+        embedded_env.with_model(FakeModel(script={1: _raise(refused)})), item_run_id
+    )
+    assert (outcome.state, outcome.error_code, outcome.retry) == (
+        ItemState.failed,
+        "database_rejected",
+        False,
+    )
     assert "value too long" in (_item_run(embedded_env, item_run_id).error_message or "")
 
 
@@ -374,9 +416,29 @@ def test_a_context_too_small_to_combine_the_answers_fails_the_item_with_a_clear_
     assert "too small to combine" in (_item_run(env, outcome.item_run_id).error_message or "")
 
 
-def test_a_context_too_small_for_the_instructions_is_a_model_error_not_a_bug(tmp_path: Path) -> None:
+def test_a_context_too_small_for_the_instructions_is_a_model_error_not_a_bug(
+    tmp_path: Path,
+) -> None:
     env = next(make_embedded(tmp_path, FakeModel(context_tokens=175)))
     submission = _submit(env, _one_pdf(tmp_path / "one"))
     [outcome] = embedded.run_item_runs(env.context, submission.item_run_ids)
     assert (outcome.state, outcome.error_code) == (ItemState.failed, "model_failed")
     assert "raise n_ctx" in (_item_run(env, outcome.item_run_id).error_message or "")
+
+
+def test_an_item_whose_writes_keep_failing_transiently_ends_retries_exhausted(
+    tmp_path: Path,
+) -> None:
+    env = next(
+        make_embedded(
+            tmp_path, FakeModel(), max_attempts=2, database_retry_limit=1, retry_backoff_s=0.01
+        )
+    )
+    submission = _submit(env, _one_pdf(tmp_path / "one"))
+    refused = sa_exc.OperationalError("INSERT", {}, Exception("could not serialize access"))
+    always = FakeModel(script={n: _raise(refused) for n in range(1, 20)})
+    [outcome] = embedded.run_item_runs(env.with_model(always), submission.item_run_ids)
+    assert (outcome.state, outcome.error_code) == (ItemState.failed, "retries_exhausted")
+    # Two attempts, each with its one database retry: four model calls in all.
+    assert len(always.calls) == 4 and _item_run(env, outcome.item_run_id).attempts == 2
+    assert "database_unavailable" in (_item_run(env, outcome.item_run_id).error_message or "")

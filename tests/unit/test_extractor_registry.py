@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import worker.extractors
-from jobs.settings import LimitSettings
 from worker import errors
+from worker.config import LimitSettings
 from worker.extractors import registry
 from worker.extractors.base import Extraction, Extractor
 from worker.extractors.pdf import PdfExtractor

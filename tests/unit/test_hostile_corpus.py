@@ -20,10 +20,10 @@ import pymupdf
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from jobs.settings import LimitSettings
 from tests import hostile
 from tests.hostile import HostileCase
 from worker import errors
+from worker.config import LimitSettings
 from worker.extractors import extractor_for
 from worker.extractors.base import Extraction
 from worker.media_types import detect_media_type

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from jobs.settings import LimitSettings, MediaSettings
 from tests import mediagen
 from worker import errors
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors.image import ImageExtractor
 from worker.extractors.registry import extractor_for
 from worker.pictures import evenly_spaced

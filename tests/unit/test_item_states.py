@@ -16,10 +16,21 @@ from worker import errors, item_states
 
 S = ItemState
 EXPECTED_MOVES = {
-    (S.pending, S.queued), (S.pending, S.running), (S.pending, S.failed), (S.pending, S.cancelled),
-    (S.queued, S.running), (S.queued, S.pending), (S.queued, S.failed), (S.queued, S.cancelled),
-    (S.running, S.running), (S.running, S.queued), (S.running, S.pending), (S.running, S.done),
-    (S.running, S.failed), (S.running, S.unsupported), (S.running, S.cancelled),
+    (S.pending, S.queued),
+    (S.pending, S.running),
+    (S.pending, S.failed),
+    (S.pending, S.cancelled),
+    (S.queued, S.running),
+    (S.queued, S.pending),
+    (S.queued, S.failed),
+    (S.queued, S.cancelled),
+    (S.running, S.running),
+    (S.running, S.queued),
+    (S.running, S.pending),
+    (S.running, S.done),
+    (S.running, S.failed),
+    (S.running, S.unsupported),
+    (S.running, S.cancelled),
 }
 
 
@@ -36,11 +47,28 @@ def _item_run_in(session: Session, state: ItemState) -> ItemRun:
     job = Job(name="j", submitted_by="me", submitted_host="h", input_roots=[])
     session.add(job)
     session.flush()
-    run = Run(job_id=job.id, number=1, executor="in_process", task_name="summarize",
-              task_version="1", task_options={}, prompt_hash="p" * 64, model_name="m",
-              model_path="/m", model_settings={}, created_by="me")
-    item = Item(job_id=job.id, path="/in/a.pdf", size_bytes=1, sha256=f"{job.id:064d}", md5="0" * 32,
-                media_type="application/pdf", stored_path="ab/cd")
+    run = Run(
+        job_id=job.id,
+        number=1,
+        executor="in_process",
+        task_name="summarize",
+        task_version="1",
+        task_options={},
+        prompt_hash="p" * 64,
+        model_name="m",
+        model_path="/m",
+        model_settings={},
+        created_by="me",
+    )
+    item = Item(
+        job_id=job.id,
+        path="/in/a.pdf",
+        size_bytes=1,
+        sha256=f"{job.id:064d}",
+        md5="0" * 32,
+        media_type="application/pdf",
+        stored_path="ab/cd",
+    )
     session.add_all([run, item])
     session.flush()
     item_run = ItemRun(run_id=run.id, item_id=item.id, state=state, attempts=1)
@@ -54,23 +82,32 @@ def test_the_table_is_exactly_the_documented_moves() -> None:
     assert allowed == EXPECTED_MOVES
 
 
-@pytest.mark.parametrize(("from_state", "to_state"), list(itertools.product(S, S)),
-                         ids=lambda state: state.value)
-def test_every_pair_is_applied_or_refused(session: Session, from_state: ItemState,
-                                          to_state: ItemState) -> None:
+@pytest.mark.parametrize(
+    ("from_state", "to_state"), list(itertools.product(S, S)), ids=lambda state: state.value
+)
+def test_every_pair_is_applied_or_refused(
+    session: Session, from_state: ItemState, to_state: ItemState
+) -> None:
     item_run = _item_run_in(session, from_state)
-    failure = errors.CorruptFileError("bad") if to_state in (S.failed, S.unsupported, S.queued) else None
+    failure = (
+        errors.CorruptFileError("bad") if to_state in (S.failed, S.unsupported, S.queued) else None
+    )
     if (from_state, to_state) not in EXPECTED_MOVES:
         with pytest.raises(item_states.InvalidTransitionError, match="no transition"):
             item_states.transition(session, item_run, to_state, "tester", lease_s=60, error=failure)
         assert item_run.state == from_state
         assert session.scalars(select(AuditEvent)).all() == []
         return
-    item_states.transition(session, item_run, to_state, "worker@h:1", "because", lease_s=60,
-                           error=failure)
+    item_states.transition(
+        session, item_run, to_state, "worker@h:1", "because", lease_s=60, error=failure
+    )
     assert item_run.state == to_state
     [event] = session.scalars(select(AuditEvent)).all()
-    assert (event.action, event.actor, event.item_id) == ("item.state", "worker@h:1", item_run.item_id)
+    assert (event.action, event.actor, event.item_id) == (
+        "item.state",
+        "worker@h:1",
+        item_run.item_id,
+    )
     assert event.details["from"] == from_state.value and event.details["to"] == to_state.value
     assert event.details["reason"] == "because"
     if to_state == S.running:
@@ -79,9 +116,13 @@ def test_every_pair_is_applied_or_refused(session: Session, from_state: ItemStat
     else:
         assert item_run.lease_owner is None and item_run.lease_expires_at is None
     if failure is not None:
-        assert (item_run.error_code, event.details["error_code"]) == ("corrupt_file", "corrupt_file")
-    assert (item_run.finished_at is not None) == (to_state in (S.done, S.failed, S.unsupported,
-                                                               S.cancelled))
+        assert (item_run.error_code, event.details["error_code"]) == (
+            "corrupt_file",
+            "corrupt_file",
+        )
+    assert (item_run.finished_at is not None) == (
+        to_state in (S.done, S.failed, S.unsupported, S.cancelled)
+    )
 
 
 def test_a_move_into_running_needs_a_lease_length(session: Session) -> None:
@@ -100,8 +141,8 @@ def test_several_moves_append_their_events_in_one_chain_in_order(session: Sessio
 
 def test_nothing_else_writes_the_state_column() -> None:
     """A source check: assignments to ``.state`` of an item run live in worker/item_states.py."""
-    from pathlib import Path
     import re
+    from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     writers = []

@@ -30,8 +30,16 @@ SIEVE_PACKAGES = frozenset(LAYER_MAY_IMPORT)
 # no model. The model runtime knows no database and no Celery. The settings
 # groups and the error tree are leaves everything else may use.
 FORBIDDEN_PREFIXES: dict[str, tuple[str, ...]] = {
-    "worker.extractors": ("db", "sqlalchemy", "celery", "worker.model", "worker.pipeline",
-                          "worker.tasks", "worker.dispatch", "worker.recovery"),
+    "worker.extractors": (
+        "db",
+        "sqlalchemy",
+        "celery",
+        "worker.model",
+        "worker.pipeline",
+        "worker.tasks",
+        "worker.dispatch",
+        "worker.recovery",
+    ),
     "worker.model": ("db", "sqlalchemy", "celery"),
     "worker.sandbox": ("db", "sqlalchemy", "celery", "worker.model"),
     "worker.config": ("db", "sqlalchemy", "celery", "worker.model", "worker.pipeline"),
@@ -108,7 +116,9 @@ def backwards_imports(root: Path) -> list[BackwardsImport]:
                     for prefix in prefixes:
                         if _matches(imported, prefix) and not _matches(imported, scope):
                             problems.append(
-                                BackwardsImport(module, line, imported, f"{scope} must not use {prefix}")
+                                BackwardsImport(
+                                    module, line, imported, f"{scope} must not use {prefix}"
+                                )
                             )
     return sorted(set(problems), key=lambda problem: (problem.module, problem.line))
 
@@ -132,12 +142,27 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 @pytest.mark.parametrize(
     ("relative", "source", "expected_rule"),
     [
-        ("worker/tasks.py", "from jobs.settings import get_settings\n", "worker may not import jobs"),
-        ("worker/sweeper.py", "def f():\n    from jobs import dispatch\n", "worker may not import jobs"),
+        (
+            "worker/tasks.py",
+            "from jobs.settings import get_settings\n",
+            "worker may not import jobs",
+        ),
+        (
+            "worker/sweeper.py",
+            "def f():\n    from jobs import dispatch\n",
+            "worker may not import jobs",
+        ),
         ("db/models.py", "import worker.errors\n", "db may not import worker"),
-        ("worker/extractors/pdf.py", "from db.models import Item\n", "worker.extractors must not use db"),
-        ("worker/extractors/pdf.py", "from worker import model\n",
-         "worker.extractors must not use worker.model"),
+        (
+            "worker/extractors/pdf.py",
+            "from db.models import Item\n",
+            "worker.extractors must not use db",
+        ),
+        (
+            "worker/extractors/pdf.py",
+            "from worker import model\n",
+            "worker.extractors must not use worker.model",
+        ),
         ("worker/model.py", "import sqlalchemy\n", "worker.model must not use sqlalchemy"),
         ("db/session.py", "from ..jobs import cli\n", "db may not import jobs"),
     ],
@@ -148,15 +173,20 @@ def test_a_deliberately_backwards_import_is_caught(
     root = _tree(tmp_path, {relative: source})
     problems = backwards_imports(root)
     assert problems, f"{relative}: {source!r} was not caught"
-    assert any(problem.rule.startswith(expected_rule) or expected_rule in problem.rule
-               for problem in problems), problems
+    assert any(
+        problem.rule.startswith(expected_rule) or expected_rule in problem.rule
+        for problem in problems
+    ), problems
 
 
 def test_downward_imports_are_allowed(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {
-        "jobs/cli.py": "from worker import pipeline\nfrom db import audit\nimport jobs.status\n",
-        "worker/pipeline.py": "from db.models import Item\nfrom worker import errors\n",
-        "worker/extractors/pdf.py": "from worker import errors, media_types\nimport pymupdf\n",
-        "db/migrate.py": "import migrations\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "jobs/cli.py": "from worker import pipeline\nfrom db import audit\nimport jobs.status\n",
+            "worker/pipeline.py": "from db.models import Item\nfrom worker import errors\n",
+            "worker/extractors/pdf.py": "from worker import errors, media_types\nimport pymupdf\n",
+            "db/migrate.py": "import migrations\n",
+        },
+    )
     assert backwards_imports(root) == []

@@ -114,7 +114,9 @@ def test_downgrade_to_base_then_upgrade_round_trips(empty_database_url: str) -> 
 
     assert migrate.current_revision(empty_database_url) == migrate.head_revision()
     assert schema_diff(empty_database_url) == []
-    assert audit_trigger_names(empty_database_url) == EXPECTED_TRIGGERS[dialect_of(empty_database_url)]
+    assert (
+        audit_trigger_names(empty_database_url) == EXPECTED_TRIGGERS[dialect_of(empty_database_url)]
+    )
 
 
 def test_upgrading_from_the_previous_revision_installs_the_audit_triggers(
@@ -127,7 +129,9 @@ def test_upgrading_from_the_previous_revision_installs_the_audit_triggers(
     migrate.upgrade(empty_database_url)
 
     assert migrate.current_revision(empty_database_url) == migrate.head_revision()
-    assert audit_trigger_names(empty_database_url) == EXPECTED_TRIGGERS[dialect_of(empty_database_url)]
+    assert (
+        audit_trigger_names(empty_database_url) == EXPECTED_TRIGGERS[dialect_of(empty_database_url)]
+    )
 
 
 def test_downgrading_one_revision_removes_only_the_audit_triggers(empty_database_url: str) -> None:
@@ -140,7 +144,9 @@ def test_downgrading_one_revision_removes_only_the_audit_triggers(empty_database
     assert table_names(empty_database_url) == TABLES
 
 
-def test_upgrade_creates_the_directory_of_an_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_upgrade_creates_the_directory_of_an_sqlite_file(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     database_path = tmp_path_factory.mktemp("data") / "nested" / "deeper" / "sieve.db"
 
     migrate.upgrade(f"sqlite:///{database_path}")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from jobs import cli, model_catalog, model_download, models_cli
+from jobs import cli, model_catalog, model_download
 from jobs.model_catalog import KnownModel, ModelFile
 from jobs.settings import reset_settings_cache
 from worker import errors

@@ -8,9 +8,9 @@ from typing import Any
 import pymupdf
 import pytest
 
-from jobs.settings import LimitSettings, MediaSettings
 from tests import pdfgen
 from worker import errors
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import pdf as pdf_module
 from worker.extractors.base import SegmentKind
 from worker.extractors.pdf import PdfExtractor, pdf_date_to_iso

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.settings import LimitSettings, MediaSettings
 from tests.sandbox_probes import PREFIX
 from worker import errors, sandbox
+from worker.config import LimitSettings, MediaSettings
 
 PLUGINS = ["tests.sandbox_probes"]
 TIGHT = LimitSettings(extract_wall_s=20, extract_cpu_s=2, extract_memory_mb=512)
@@ -24,8 +24,13 @@ def source(tmp_path: Path) -> Path:
 
 def _extract(kind: str, source: Path, limits: LimitSettings = TIGHT, **kwargs: object):
     return sandbox.extract_isolated(
-        PREFIX + kind, source, source.parent / "artifacts", limits, MediaSettings(),
-        plugins=PLUGINS, **kwargs,  # type: ignore[arg-type]
+        PREFIX + kind,
+        source,
+        source.parent / "artifacts",
+        limits,
+        MediaSettings(),
+        plugins=PLUGINS,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -75,10 +80,11 @@ def test_a_sieve_error_in_the_child_comes_back_as_the_same_class(source: Path) -
 
 
 def test_a_bug_in_the_child_comes_back_with_its_traceback(source: Path) -> None:
-    with pytest.raises(sandbox.SandboxInternalError) as caught:
+    with pytest.raises(errors.InternalError) as caught:
         _extract("bug", source)
-    assert "KeyError: 'a bug in an extractor'" in str(caught.value)
-    assert "Traceback" in str(caught.value)
+    assert caught.value.code == "internal"
+    assert "KeyError: 'a bug in an extractor'" in (caught.value.detail or "")
+    assert "Traceback" in (caught.value.detail or "")
 
 
 def test_the_heartbeat_runs_while_the_child_works_and_can_stop_it(source: Path) -> None:
@@ -108,6 +114,7 @@ def test_sandbox_off_runs_in_process(source: Path) -> None:
 def test_error_classes_are_found_by_their_stored_code() -> None:
     assert errors.error_class_for("corrupt_file") is errors.CorruptFileError
     assert errors.error_class_for("timeout") is errors.ExtractionTimeoutError
+    assert errors.error_class_for("internal") is errors.InternalError
     assert errors.error_class_for("no_such_code") is errors.SieveError
     codes = [cls.code for cls in _all_error_classes()]
     assert len(codes) == len(set(codes)), "two error classes share a stored code"

@@ -85,7 +85,9 @@ def test_a_sieve_toml_in_the_working_directory_is_read() -> None:
     assert settings.worker.queue == "from-file"
 
 
-def test_the_file_named_by_sieve_config_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_file_named_by_sieve_config_is_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     config = write_toml(tmp_path / "elsewhere.toml", '[worker]\nqueue = "named-file"\n')
     write_toml(Path("sieve.toml"), '[worker]\nqueue = "working-directory"\n')
     monkeypatch.setenv("SIEVE_CONFIG", str(config))
@@ -124,17 +126,23 @@ def test_the_default_database_is_an_sqlite_file_inside_the_data_dir(
 
     settings = get_settings()
 
-    assert settings.resolved_database_url == f"sqlite:///{(tmp_path / 'data' / 'sieve.db').resolve()}"
+    assert (
+        settings.resolved_database_url == f"sqlite:///{(tmp_path / 'data' / 'sieve.db').resolve()}"
+    )
     assert settings.objects_dir == tmp_path / "data" / "objects"
 
 
 def test_a_relative_data_dir_gives_an_absolute_database_path(tmp_path: Path) -> None:
     settings = Settings(data_dir=Path("relative-data"))
 
-    assert settings.resolved_database_url == f"sqlite:///{Path.cwd() / 'relative-data' / 'sieve.db'}"
+    assert (
+        settings.resolved_database_url == f"sqlite:///{Path.cwd() / 'relative-data' / 'sieve.db'}"
+    )
 
 
-def test_the_default_data_dir_follows_xdg_data_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_default_data_dir_follows_xdg_data_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
 
     assert get_settings().data_dir == tmp_path / "xdg" / "sieve"
@@ -142,9 +150,15 @@ def test_the_default_data_dir_follows_xdg_data_home(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("SIEVE_MODEL__N_CTX", "abc"), ("SIEVE_WORKER__CONCURRENCY", "many"), ("SIEVE_MODEL__TEMPERATURE", "hot")],
+    [
+        ("SIEVE_MODEL__N_CTX", "abc"),
+        ("SIEVE_WORKER__CONCURRENCY", "many"),
+        ("SIEVE_MODEL__TEMPERATURE", "hot"),
+    ],
 )
-def test_an_invalid_value_is_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+def test_an_invalid_value_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     monkeypatch.setenv(variable, value)
 
     with pytest.raises(pydantic.ValidationError):
@@ -158,7 +172,9 @@ def test_an_invalid_value_in_the_file_is_refused() -> None:
         get_settings()
 
 
-def test_the_hub_token_is_masked_when_settings_are_described(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_hub_token_is_masked_when_settings_are_described(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SIEVE_HUB__TOKEN", "hf_secret_value")
 
     settings = get_settings()

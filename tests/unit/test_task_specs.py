@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from worker.task_specs import TASK_BUILDERS, TaskSpec, build_task, task_for_run
 from worker import errors
+from worker.task_specs import TASK_BUILDERS, TaskSpec, build_task, task_for_run
 
 MAX_TEXT_CHARS = 300
 
@@ -101,9 +101,15 @@ def test_the_prompt_hash_changes_with_max_text_chars(name: str) -> None:
 def test_the_prompt_hash_covers_instructions_and_schema() -> None:
     spec = build("summarize")
 
-    assert dataclasses.replace(spec, instructions=spec.instructions + " Be brief.").prompt_hash != spec.prompt_hash
+    assert (
+        dataclasses.replace(spec, instructions=spec.instructions + " Be brief.").prompt_hash
+        != spec.prompt_hash
+    )
     assert dataclasses.replace(spec, reduce_instructions="Merge.").prompt_hash != spec.prompt_hash
-    assert dataclasses.replace(spec, schema={**spec.schema, "maxProperties": 2}).prompt_hash != spec.prompt_hash
+    assert (
+        dataclasses.replace(spec, schema={**spec.schema, "maxProperties": 2}).prompt_hash
+        != spec.prompt_hash
+    )
     assert dataclasses.replace(spec, version="2").prompt_hash != spec.prompt_hash
 
 

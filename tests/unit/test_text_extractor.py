@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.settings import LimitSettings
 from worker import errors
+from worker.config import LimitSettings
 from worker.extractors.base import SegmentKind
 from worker.extractors.registry import extractor_for
 from worker.extractors.text import PAGE_CHARS, PlainTextExtractor, split_into_pages

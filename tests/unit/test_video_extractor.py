@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jobs.settings import LimitSettings, MediaSettings
 from tests import mediagen
 from worker import errors
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors.base import ExtractedSegment, Extraction, SegmentKind
 from worker.extractors.registry import extractor_for
 from worker.extractors.video import VideoExtractor, fingerprint
@@ -92,7 +92,10 @@ def test_a_frame_is_kept_at_the_start_and_at_every_cut(cut_extraction: Extractio
 
     assert [frame.start_seconds for frame in frames] == pytest.approx(CUT_TIMES, abs=0.05)
     assert [frame.label.split(" frame ")[0] for frame in frames] == [
-        "00:00:00", "00:00:02", "00:00:04", "00:00:06"
+        "00:00:00",
+        "00:00:02",
+        "00:00:04",
+        "00:00:06",
     ]
     assert all(
         frame.label.endswith(f" frame {frame.attributes['frame_number']}") for frame in frames

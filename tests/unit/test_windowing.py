@@ -13,7 +13,6 @@ import re
 import pytest
 
 from worker import errors
-
 from worker.windowing import (
     LabelledText,
     Window,
@@ -36,7 +35,9 @@ def keep_words(text: str, word_limit: int) -> str:
 
 
 def page(number: int, word_count: int) -> LabelledText:
-    return LabelledText(f"page {number}", " ".join(f"p{number}w{index}" for index in range(word_count)))
+    return LabelledText(
+        f"page {number}", " ".join(f"p{number}w{index}" for index in range(word_count))
+    )
 
 
 def words_of(pieces_text: str) -> list[str]:
@@ -61,7 +62,10 @@ def test_pages_that_fit_together_share_one_window_in_order() -> None:
 
 @pytest.mark.parametrize("budget", [32, 40, 57, 100, 250])
 def test_windows_never_exceed_the_budget(budget: int) -> None:
-    pages = [page(number, word_count) for number, word_count in enumerate([5, 30, 12, 90, 1, 44, 7, 300, 20], 1)]
+    pages = [
+        page(number, word_count)
+        for number, word_count in enumerate([5, 30, 12, 90, 1, 44, 7, 300, 20], 1)
+    ]
 
     windows = plan_windows(pages, budget, count_words, keep_words)
 
@@ -72,7 +76,10 @@ def test_windows_never_exceed_the_budget(budget: int) -> None:
 
 @pytest.mark.parametrize("budget", [32, 57, 100, 250])
 def test_every_word_appears_once_and_in_document_order(budget: int) -> None:
-    pages = [page(number, word_count) for number, word_count in enumerate([5, 30, 12, 90, 1, 44, 7, 300, 20], 1)]
+    pages = [
+        page(number, word_count)
+        for number, word_count in enumerate([5, 30, 12, 90, 1, 44, 7, 300, 20], 1)
+    ]
 
     windows = plan_windows(pages, budget, count_words, keep_words)
 
@@ -102,7 +109,7 @@ def test_a_page_larger_than_the_budget_is_split_into_parts_citing_that_page() ->
     for window in windows:
         assert count_words(window.text) <= 40
         for word in words_of(window.text):
-            owner = f"page {word[1:word.index('w')]}"
+            owner = f"page {word[1 : word.index('w')]}"
             assert owner in window.labels
 
 
@@ -152,7 +159,10 @@ def test_a_rendered_piece_is_introduced_by_its_label() -> None:
 def test_partial_answers_become_pieces_headed_by_their_window_span() -> None:
     first = Window(("page 1", "page 2", "page 3"), "…")
     second = Window(("page 4",), "…")
-    answers = [(first, {"summary": "Ünïcode lease", "key_points": ["a"]}), (second, {"summary": "b"})]
+    answers = [
+        (first, {"summary": "Ünïcode lease", "key_points": ["a"]}),
+        (second, {"summary": "b"}),
+    ]
 
     pieces = partial_answers_as_pieces(answers)
 
@@ -163,12 +173,16 @@ def test_partial_answers_become_pieces_headed_by_their_window_span() -> None:
 
 
 def test_partial_answers_can_be_windowed_for_a_reduce_round() -> None:
-    windows = plan_windows([page(number, 30) for number in range(1, 9)], 80, count_words, keep_words)
+    windows = plan_windows(
+        [page(number, 30) for number in range(1, 9)], 80, count_words, keep_words
+    )
     partials = [(window, {"summary": " ".join(["word"] * 25)}) for window in windows]
 
     reduce_windows = plan_windows(partial_answers_as_pieces(partials), 80, count_words, keep_words)
 
-    assert {label for window in reduce_windows for label in window.labels} == {w.span for w in windows}
+    assert {label for window in reduce_windows for label in window.labels} == {
+        w.span for w in windows
+    }
     assert all(count_words(window.text) <= 80 for window in reduce_windows)
 
 

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from worker.config import LimitSettings, MediaSettings
 from worker import errors, media_types
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
 from worker.extractors.base import (
     ExtractedSegment,

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from worker.config import LimitSettings, MediaSettings
 from worker import errors, ffmpeg_tools, media_types, speech
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
 from worker.extractors.base import ExtractedSegment, Extraction, Extractor, SegmentKind
 

@@ -32,8 +32,8 @@ import pydicom.errors
 import pydicom.pixels
 from PIL import Image
 
-from worker.config import LimitSettings, MediaSettings
 from worker import errors, ocr, pictures
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
 from worker.extractors.base import (
     ExtractedSegment,

@@ -25,8 +25,8 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageOps
 
-from worker.config import LimitSettings, MediaSettings
 from worker import errors, media_types, ocr, pictures
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
 from worker.extractors.base import (
     ExtractedSegment,

@@ -17,8 +17,8 @@ from typing import Any
 
 import pymupdf
 
-from worker.config import LimitSettings, MediaSettings
 from worker import errors, ocr
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
 from worker.extractors.base import (
     ExtractedSegment,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from worker.config import LimitSettings, MediaSettings
 from worker import errors
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
 from worker.extractors.base import ExtractedSegment, Extraction, Extractor, SegmentKind
 

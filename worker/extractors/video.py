@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from worker.config import LimitSettings, MediaSettings
 from worker import errors, ffmpeg_tools, media_types, pictures
+from worker.config import LimitSettings, MediaSettings
 from worker.extractors import audio, registry
 from worker.extractors.base import ExtractedSegment, Extraction, Extractor, SegmentKind
 
