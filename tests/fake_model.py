@@ -90,7 +90,6 @@ class FakeModel:
         schema: dict[str, Any],
         max_tokens: int,
         images: Sequence[str] = (),
-        should_stop: Callable[[], bool] | None = None,
     ) -> Completion:
         number = next(self._counter)
         self.calls.append(

@@ -37,7 +37,6 @@ class JsonModel(Protocol):
         schema: dict[str, Any],
         max_tokens: int,
         images: Sequence[str] = (),
-        should_stop: Callable[[], bool] | None = None,
     ) -> Completion: ...
 
 
@@ -67,15 +66,13 @@ def analyse_document(
     pieces: Sequence[windowing.LabelledText],
     max_output_tokens: int,
     heartbeat: Callable[[], None] = lambda: None,
-    should_stop: Callable[[], bool] | None = None,
     max_images_per_call: int = 4,
 ) -> Analysis:
     """Run ``task`` over a document's labelled text; combine windows if needed.
 
     ``heartbeat`` is called after every model call (and before a failed call's
     error propagates): whatever it raises, typically the lease-lost error, ends
-    the analysis. ``should_stop`` is handed to the model, which polls it per
-    token, so a call whose answer will be discarded stops early. Raises
+    the analysis. Raises
     :class:`~worker.errors.ModelError` when the context cannot hold the partial
     answers to combine them.
     """
@@ -92,7 +89,6 @@ def analyse_document(
                 task.schema,
                 max_output_tokens,
                 images,
-                should_stop=should_stop,
             )
         except errors.SieveError:
             heartbeat()  # an answer cut short because the lease was lost is not a model error

@@ -9,8 +9,10 @@ the GIL, so the thread runs while the main thread is inside them.
 
 A renewal that finds the lease gone (the run was cancelled, or another worker
 took the item over after this one stalled) marks the heartbeat lost; the
-worker polls :meth:`LeaseHeartbeat.check` between steps and the model polls
-:attr:`LeaseHeartbeat.lost` per token, and the work is abandoned.
+worker calls :meth:`LeaseHeartbeat.check` between steps (the sandbox's wait
+loop, after every model call) and abandons the work. (llama-cpp-python's chat
+API offers no per-token stop hook, so a model call already under way finishes
+first; its answer is then discarded.)
 """
 
 from __future__ import annotations

@@ -51,7 +51,9 @@ ALLOWED_TRANSITIONS: dict[ItemState, frozenset[ItemState]] = {
 
 
 class InvalidTransitionError(errors.InternalError):
-    """An item run was asked to move between two states that have no transition."""
+    """An item run was asked to move between two states that have no transition (a bug)."""
+
+    code = "invalid_transition"
 
 
 def is_allowed(from_state: ItemState, to_state: ItemState) -> bool:

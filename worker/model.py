@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,7 +238,6 @@ class LocalModel:
         schema: dict[str, Any],
         max_tokens: int,
         images: Sequence[str] = (),
-        should_stop: Callable[[], bool] | None = None,
     ) -> Completion:
         """Ask the model for JSON matching ``schema``; validate it.
 
@@ -247,9 +246,7 @@ class LocalModel:
         without a vision projector raises
         :class:`worker.errors.ModelCapabilityError` for them. Raises
         :class:`worker.errors.ModelOutputInvalidError` when the output is cut
-        short or does not parse. ``should_stop`` is polled after every
-        generated token; when it returns True generation ends early (the caller
-        has lost its claim on the item and will discard the answer).
+        short or does not parse.
         """
         if images and not self.info.supports_vision:
             raise errors.ModelCapabilityError(
@@ -269,7 +266,6 @@ class LocalModel:
                     top_p=self._settings.top_p,
                     repeat_penalty=self._settings.repeat_penalty,
                     seed=self._settings.seed,
-                    stopping_criteria=_stopping_criteria(should_stop),
                 )
             except ValueError as exc:
                 # llama-cpp raises ValueError when the prompt exceeds the context.
@@ -323,15 +319,6 @@ def chat_handler_class(model_path: Path) -> Any:
     if "gemma-4" in name or "gemma4" in name:
         return llama_chat_format.Gemma4ChatHandler
     return llama_chat_format.MTMDChatHandler
-
-
-def _stopping_criteria(should_stop: Callable[[], bool] | None) -> Any:
-    """llama-cpp's per-token stop hook, or None when there is nothing to poll."""
-    if should_stop is None:
-        return None
-    from llama_cpp import StoppingCriteriaList
-
-    return StoppingCriteriaList([lambda _tokens, _logits: should_stop()])
 
 
 def build_chat_messages(

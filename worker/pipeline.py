@@ -156,7 +156,6 @@ def _attempt(context: PipelineContext, claim: Claim, heartbeat: LeaseHeartbeat) 
             prepared.pieces,
             context.config.model.max_output_tokens,
             heartbeat=heartbeat.check,
-            should_stop=heartbeat.lost,
             max_images_per_call=context.config.model.max_images_per_call,
         )
         timings.mark("analyse_seconds", started)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from db import migrate
 from tests import services
-from tests.integration.harness import WorkerProcess, running_worker
+from tests.integration.harness import WorkerProcess, running_worker, start_worker
 from worker.config import ModelSettings
 from worker.model import LocalModel, load_process_model
 
@@ -89,3 +89,18 @@ def celery_worker(
     """One real ``sieve worker`` (prefork, one child) for the whole session."""
     with running_worker(sieve_env, tmp_path_factory.mktemp("worker") / "worker.log") as worker:
         yield worker
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start workers on demand (``workers(env, name)``); every one is stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], name: str = "worker") -> WorkerProcess:
+        worker = start_worker(env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -12,9 +12,8 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -27,9 +26,9 @@ from tests import pdfgen, services
 from tests.integration.harness import (
     WorkerProcess,
     run_sieve,
-    start_worker,
     submit_folder,
     wait_for_run,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.model, pytest.mark.slow]
@@ -43,31 +42,6 @@ def fault_env(sieve_env: dict[str, str]) -> dict[str, str]:
         "SIEVE_WORKER__SWEEP_INTERVAL_S": "3",
         "SIEVE_WORKER__REQUEUE_GRACE_S": "2",
     }
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start workers on demand; every one is stopped at the end of the test."""
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str], name: str = "worker") -> WorkerProcess:
-        worker = start_worker(env, tmp_path / f"{name}-{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
-def _wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _item_runs(engine: Engine, job_id: int) -> list[ItemRun]:
@@ -139,7 +113,7 @@ def test_a_worker_child_killed_mid_model_call_is_replaced_and_the_item_completes
         item_run = _item_runs(db_engine, job_id)[0]
         return item_run if extracted and item_run.state == ItemState.running else None
 
-    running = _wait_until(in_model_call, 120, "the model call to start")
+    running = wait_until(in_model_call, 120, "the model call to start")
     time.sleep(0.5)
     victim = running.lease_owner
     assert victim is not None
@@ -183,7 +157,7 @@ def test_redis_flushed_mid_job_is_recovered_by_sieve_resume_without_loss_or_doub
     env = fault_env | {"SIEVE_WORKER__SWEEP_INTERVAL_S": "0"}  # only the explicit resume
     workers(env)
     job_id = submit_folder(env, _text_pdfs(tmp_path / "in", 4))
-    _wait_until(
+    wait_until(
         lambda: any(ir.state == ItemState.done for ir in _item_runs(db_engine, job_id)),
         180,
         "the first item to finish",

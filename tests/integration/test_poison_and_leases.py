@@ -19,7 +19,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -31,26 +30,12 @@ from tests import pdfgen, services
 from tests.integration.harness import (
     WorkerProcess,
     run_sieve,
-    start_worker,
     submit_folder,
     wait_for_run,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str], name: str = "worker") -> WorkerProcess:
-        worker = start_worker(env, tmp_path / f"{name}-{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 def _own_queue(env: dict[str, str], **settings: str) -> dict[str, str]:
@@ -59,16 +44,6 @@ def _own_queue(env: dict[str, str], **settings: str) -> dict[str, str]:
         | {"SIEVE_WORKER__QUEUE": services.unique_queue_name()}
         | {f"SIEVE_WORKER__{key.upper()}": value for key, value in settings.items()}
     )
-
-
-def _wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _item_run(engine: Engine, job_id: int) -> ItemRun:
@@ -194,12 +169,12 @@ def test_a_job_cancelled_while_a_worker_is_mid_item_is_abandoned_at_the_next_ren
     env = _own_queue(sieve_env, lease_s="6")  # a renewal every 2 s
     worker = workers(env)
     job_id = submit_folder(env, _long_pdf(tmp_path / "in", pages=6))
-    _wait_until(lambda: _in_model_call(db_engine, job_id), 120, "the model call to start")
+    wait_until(lambda: _in_model_call(db_engine, job_id), 120, "the model call to start")
     cancelled_at = time.monotonic()
     cancelled = run_sieve(["cancel", str(job_id)], env)
     assert cancelled.returncode == 0, cancelled.stderr
     assert "1 were running" in cancelled.stderr
-    _wait_until(
+    wait_until(
         lambda: "lease lost; abandoning" in worker.log(), 30, "the worker to abandon the item"
     )
     abandoned_after_s = time.monotonic() - cancelled_at
@@ -233,7 +208,7 @@ def test_an_item_whose_worker_died_on_another_host_is_taken_over_within_two_minu
     elsewhere = workers(env | {"SIEVE_WORKER__HOST_NAME": "other-host"}, "elsewhere")
     here = workers(env, "here")
     job_id = submit_folder(env, _long_pdf(tmp_path / "in", pages=6))
-    running = _wait_until(lambda: _in_model_call(db_engine, job_id), 120, "the model call to start")
+    running = wait_until(lambda: _in_model_call(db_engine, job_id), 120, "the model call to start")
     if not (running.lease_owner or "").startswith("worker@other-host:"):
         pytest.fail(f"the item went to the wrong worker first: {running.lease_owner}")
     # The whole worker dies (main process and child): nothing rejects its message.
@@ -245,7 +220,7 @@ def test_an_item_whose_worker_died_on_another_host_is_taken_over_within_two_minu
         owner = _item_run(db_engine, job_id).lease_owner or ""
         return owner.startswith("worker@") and "other-host" not in owner
 
-    _wait_until(taken_over, 150, "another worker to take the item over")
+    wait_until(taken_over, 150, "another worker to take the item over")
     takeover_s = time.monotonic() - killed_at
     print(
         f"taken over {takeover_s:.1f} s after the worker on another host died "
