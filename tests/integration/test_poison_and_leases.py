@@ -205,11 +205,11 @@ def test_an_item_whose_worker_died_on_another_host_is_taken_over_within_two_minu
     for key in ("SIEVE_WORKER__LEASE_S", "SIEVE_WORKER__SWEEP_INTERVAL_S"):
         env.pop(key, None)
     elsewhere = workers(env | {"SIEVE_WORKER__HOST_NAME": "other-host"}, "elsewhere")
-    here = workers(env, "here")
     job_id = submit_folder(env, _long_pdf(tmp_path / "in", pages=6))
     running = wait_until(lambda: _in_model_call(db_engine, job_id), 120, "the model call to start")
     if not (running.lease_owner or "").startswith("worker@other-host:"):
         pytest.fail(f"the item went to the wrong worker first: {running.lease_owner}")
+    here = workers(env, "here")  # started now, so the message can only have gone elsewhere
     # The whole worker dies (main process and child): nothing rejects its message.
     os.killpg(elsewhere.process.pid, signal.SIGKILL)
     killed_at = time.monotonic()
