@@ -62,11 +62,7 @@ def verify(job_id: int | None) -> None:
     default="json",
     show_default=True,
 )
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write to this file instead of standard output.",
-)
+@commands.output_option
 def export(job_id: int, output_format: str, output: Path | None) -> None:
     """Write JOB_ID's chain-of-custody report: every file, its hashes and its history."""
     engine, session_factory = commands.open_database(commands.load_settings())

@@ -148,11 +148,7 @@ def _ingest_with_progress(
     show_default=True,
     help="How to print the results.",
 )
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write results to this file instead of standard output.",
-)
+@commands.output_option
 def run(
     paths: tuple[Path, ...],
     task: str,
@@ -343,11 +339,7 @@ def _write_rows(rows: Iterator[dict[str, Any]], output_format: str, out: TextIO)
     default="jsonl",
     show_default=True,
 )
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write to this file instead of standard output.",
-)
+@commands.output_option
 def results(
     job_id: int | None, run_number: int | None, output_format: str, output: Path | None
 ) -> None:

@@ -8,6 +8,7 @@ into exit codes, and ``jobs.cli.main`` the one place that prints them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -58,20 +59,23 @@ class SieveGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with errors.database_errors_mapped():
+                return super().invoke(ctx)
         except errors.SieveError as exc:
-            _fail(ctx, exc, exc.message)
-        except Exception as exc:
-            if not errors.is_database_error(exc):
-                raise
-            database_error = errors.from_database_error(exc)
-            problem = "cannot be reached" if database_error.retryable else "failed"
-            _fail(ctx, database_error, f"the database {problem}: {database_error.message}")
+            _fail(ctx, exc)
 
 
-def _fail(ctx: click.Context, exc: errors.SieveError, message: str) -> NoReturn:
-    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error:[/] {message}")
+def _fail(ctx: click.Context, exc: errors.SieveError) -> NoReturn:
+    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error:[/] {exc.message}")
     ctx.exit(exit_code_for(exc))
+
+
+# ``--output FILE`` for every command that writes a report or results.
+output_option = click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to this file instead of standard output.",
+)
 
 
 def load_settings() -> Settings:

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from jobs.model_catalog import KnownModel, ModelFile
-from worker import errors
+from worker import errors, hashing
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +130,8 @@ def pull_model(
 
 
 def sha256_of_file(path: Path) -> str:
-    """Hex SHA-256 of the file at ``path``, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex SHA-256 of the file at ``path``."""
+    return hashing.hash_file(path).hexdigests["sha256"]
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:

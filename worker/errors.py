@@ -14,6 +14,9 @@ recorded as ``internal`` with its traceback, never re-labelled as bad input.
 
 from __future__ import annotations
 
+import contextlib
+import traceback
+from collections.abc import Iterator
 from typing import ClassVar
 
 
@@ -282,27 +285,37 @@ def from_database_error(exc: Exception) -> SieveError:
 
     summary = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}".strip()
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    unavailable = DatabaseUnavailableError(f"the database cannot be used now: {summary}")
     if isinstance(exc, sa_exc.DBAPIError) and (
         exc.connection_invalidated or sqlstate in _TRANSIENT_SQLSTATES
     ):
-        return DatabaseUnavailableError(summary)
+        return unavailable
     if isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError)):
         return DatabaseRejectedError(f"the database refused this item's data: {summary}")
-    if isinstance(
-        exc,
-        (
-            sa_exc.OperationalError,
-            sa_exc.InterfaceError,
-            sa_exc.DisconnectionError,
-            sa_exc.TimeoutError,
-        ),
-    ):
-        return DatabaseUnavailableError(summary)
+    transient_kinds = (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.DisconnectionError,
+        sa_exc.TimeoutError,
+    )
+    if isinstance(exc, transient_kinds):
+        return unavailable
     return InternalError(f"database error: {summary}")
 
 
-def is_database_error(exc: BaseException) -> bool:
-    """True for an exception raised by SQLAlchemy or the database driver."""
-    from sqlalchemy import exc as sa_exc
+@contextlib.contextmanager
+def database_errors_mapped() -> Iterator[None]:
+    """Turn any SQLAlchemy or driver error raised in the block into its Sieve error.
 
-    return isinstance(exc, sa_exc.SQLAlchemyError)
+    The one boundary where database errors are classified (see
+    :func:`from_database_error`); Sieve's own errors pass through unchanged.
+    """
+    from sqlalchemy import exc as sa_exc  # deferred: the sandbox child never needs it
+
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as exc:
+        mapped = from_database_error(exc)
+        if isinstance(mapped, InternalError):
+            mapped.detail = traceback.format_exc()
+        raise mapped from exc

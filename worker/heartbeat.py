@@ -70,7 +70,6 @@ class LeaseHeartbeat:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._thread: threading.Thread | None = None
-        self.renewals = 0
 
     def __enter__(self) -> LeaseHeartbeat:
         self._thread = threading.Thread(
@@ -118,7 +117,6 @@ class LeaseHeartbeat:
                     "item run %s: lease renewal failed", self._item_run_id, exc_info=True
                 )
                 continue
-            self.renewals += 1
             if not still_ours:
                 logger.warning("item run %s: lease lost; abandoning", self._item_run_id)
                 self._lost.set()

@@ -119,14 +119,8 @@ def process_item_run(context: PipelineContext, item_run_id: int) -> ItemOutcome:
     Raises :class:`~worker.errors.DatabaseUnavailableError` when the database
     is away: nothing can be recorded, so the caller retries later.
     """
-    try:
+    with errors.database_errors_mapped():
         claim = _claim(context, item_run_id)
-    except errors.SieveError:
-        raise
-    except Exception as exc:
-        if errors.is_database_error(exc):
-            raise errors.from_database_error(exc) from exc
-        raise
     if claim is None:
         return ItemOutcome(item_run_id, None)
     if isinstance(claim, LeasedElsewhere):
@@ -146,35 +140,32 @@ def _attempt(context: PipelineContext, claim: Claim, heartbeat: LeaseHeartbeat) 
     """Extract, analyse and store under a live lease; turn every failure into an outcome."""
     timings = _Timings()
     try:
-        prepared = _extract(context, claim, timings, heartbeat)
-        task = _task_for_run(context, claim.run_id)
-        started = time.perf_counter()
-        result = analysis_module.analyse_document(
-            context.model,
-            task,
-            prepared.document_name,
-            prepared.pieces,
-            context.config.model.max_output_tokens,
-            heartbeat=heartbeat.check,
-            max_images_per_call=context.config.model.max_images_per_call,
-        )
-        timings.mark("analyse_seconds", started)
-        inputs = prepared.inputs | {"pictures_sent": result.images_sent}
-        return _store_result(context, claim, task, result, prepared.extractor, timings, inputs)
+        with errors.database_errors_mapped():
+            prepared = _extract(context, claim, timings, heartbeat)
+            task = _task_for_run(context, claim.run_id)
+            started = time.perf_counter()
+            result = analysis_module.analyse_document(
+                context.model,
+                task,
+                prepared.document_name,
+                prepared.pieces,
+                context.config.model.max_output_tokens,
+                heartbeat=heartbeat.check,
+                max_images_per_call=context.config.model.max_images_per_call,
+            )
+            timings.mark("analyse_seconds", started)
+            inputs = prepared.inputs | {"pictures_sent": result.images_sent}
+            return _store_result(context, claim, task, result, prepared.extractor, timings, inputs)
     except errors.LeaseLostError as exc:
         logger.warning("item run %s: %s; abandoning", claim.item_run_id, exc.message)
         return ItemOutcome(claim.item_run_id, None)
+    except errors.DatabaseUnavailableError:
+        raise  # nothing can be recorded now: the caller retries the attempt
     except errors.SieveError as exc:
         return _record_failure(context, claim, exc)
     except context.interruptions as exc:  # type: ignore[misc]
         return _record_failure(context, claim, errors.TimeLimitError(f"time limit hit: {exc!r}"))
     except Exception as exc:
-        if errors.is_database_error(exc):
-            database_error = errors.from_database_error(exc)
-            if database_error.retryable:
-                raise database_error from exc
-            logger.error("item run %s: %s", claim.item_run_id, database_error.message)
-            return _record_failure(context, claim, database_error)
         # A bug in Sieve or a library: keep the traceback.
         logger.exception("item run %s failed with an internal error", claim.item_run_id)
         internal = errors.InternalError(

@@ -131,9 +131,9 @@ def _reset_stalled(
             if reason is None:
                 continue
             report.record(item_run.state, item_run.id)
-            lease = {"lease_owner": item_run.lease_owner} if item_run.lease_owner else {}
             if item_run.state == ItemState.pending:
                 continue  # already where a publish starts from; nothing to reset
+            lease = {"lease_owner": item_run.lease_owner} if item_run.lease_owner else {}
             item_states.transition(session, item_run, ItemState.pending, actor, reason, **lease)
     return report
 

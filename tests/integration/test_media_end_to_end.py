@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.models import Item, ItemRun, ItemSource, Result, Run, StoredSegment
-from tests import mediagen, services
+from tests import contract, mediagen, services
 from tests.integration.harness import (
     WorkerProcess,
     run_sieve,
@@ -250,17 +250,7 @@ def test_the_jsonl_rows_carry_the_contract_fields(media_job: dict[str, Any]) -> 
     rows = media_job["rows"]
     assert sorted(rows) == sorted([*EXPECTED_OUTCOMES, DUAL_PERSONALITY_CT])
     for name, row in rows.items():
-        for key in (
-            "job_id",
-            "run_id",
-            "item_id",
-            "path",
-            "sha256",
-            "state",
-            "error_code",
-            "error_message",
-            "result",
-        ):
+        for key in contract.JSONL_ROW_FIELDS:
             assert key in row, f"{name} lacks {key}"
         assert row["job_id"] == media_job["job_id"] and row["run_id"] == media_job["run_id"]
         if row["state"] == "done":

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.models import AuditEvent, Item, ItemRun, Result, Run
-from tests import pdfgen
+from tests import contract, pdfgen
 from tests.integration.harness import WorkerProcess, run_sieve, submit_folder, wait_for_run
 from worker.model import bundled_model_path
 from worker.task_specs import build_task
@@ -90,17 +90,7 @@ def test_every_input_file_gets_one_row_with_the_expected_state(
     actual = {name: (row["state"], row["error_code"]) for name, row in rows.items()}
     assert actual == expected
     for name, row in rows.items():
-        for key in (
-            "job_id",
-            "run_id",
-            "item_id",
-            "path",
-            "sha256",
-            "state",
-            "error_code",
-            "error_message",
-            "result",
-        ):
+        for key in contract.JSONL_ROW_FIELDS:
             assert key in row, f"{name} lacks {key}"
         if row["state"] == "done":
             assert row["error_message"] is None

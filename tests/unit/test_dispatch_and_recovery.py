@@ -20,7 +20,7 @@ from db import audit
 from db.base import utcnow
 from db.models import AuditEvent, ItemRun, ItemState
 from jobs import embedded, results, status
-from tests import pdfgen
+from tests import contract, pdfgen
 from tests.fake_model import FakeModel
 from tests.unit.test_embedded_pipeline import Embedded, _submit, make_embedded
 from worker import errors, recovery
@@ -180,17 +180,7 @@ def test_an_unknown_job_is_a_not_found_error(env: Embedded) -> None:
             status.resolve_job_id(session, 42)
 
 
-REQUIRED_FIELDS = {
-    "job_id",
-    "run_id",
-    "item_id",
-    "path",
-    "sha256",
-    "state",
-    "error_code",
-    "error_message",
-    "result",
-}
+REQUIRED_FIELDS = set(contract.JSONL_ROW_FIELDS)
 
 
 def test_each_jsonl_row_is_one_submitted_file_with_the_documented_fields(
