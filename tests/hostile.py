@@ -59,10 +59,6 @@ ABSURD_PAGE_COUNT = 2**31 - 1
 
 MANY_PAGES = 10_000
 
-# Cases where Sieve does not yet reach the expected outcome, and why. A test
-# expects each of these to fail as described, so fixing one shows up.
-KNOWN_ISSUES: dict[str, str] = {}
-
 # NAME_MAX is 255 bytes: 120 two-byte characters and the suffix stay under it.
 LONG_NAME = "\u00fc" * 120 + "-long.pdf"
 SHELL_NAME = "invoice;touch PWNED;$(touch PWNED2).pdf"
@@ -82,7 +78,6 @@ class HostileCase:
     needs_low_limits: bool = False  # the expectation holds under HOSTILE_LIMITS only
     needs_sandbox: bool = False  # only the sandbox's limits end it: never run it in-process
     verified: str = IN_PROCESS
-    known_issue: str = ""  # set while Sieve does not meet the expectation, and why
 
 
 def build_hostile_corpus(folder: Path) -> list[HostileCase]:
@@ -183,7 +178,6 @@ def _overstated_page_count(folder: Path, key: str) -> HostileCase:
         ),
         expected_state="done",
         expected_codes=frozenset(),
-        known_issue=KNOWN_ISSUES.get(key, ""),
     )
 
 
