@@ -439,14 +439,24 @@ def cancel(job_id: int) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker; each process loads the model once at start."""
+    from worker import capacity
     from worker.celery_app import create_celery_app
     from worker.tasks import register_worker_tasks
 
     settings = commands.load_settings()
     logging.getLogger().setLevel(loglevel.upper())
+    processes = concurrency or settings.worker.concurrency
+    settings, threads = capacity.size_worker(settings, processes)
+    if threads.warning:
+        logger.warning(threads.warning)
+    logger.info(
+        "%d model process(es), %d thread(s) each, on %d core(s)",
+        processes,
+        threads.threads,
+        threads.cores,
+    )
     app = create_celery_app(settings)
     register_worker_tasks(app, settings)
-    processes = concurrency or settings.worker.concurrency
     app.worker_main(
         [
             "worker",

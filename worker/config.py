@@ -11,6 +11,7 @@ subclass) from ``SIEVE_*`` variables and ``sieve.toml``, and hands it down.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -26,10 +27,17 @@ class ModelSettings(BaseModel):
     mmproj_path: Path | None = None
     name: str | None = None  # display name; defaults to the file name
     n_ctx: int = 4096
-    n_threads: int | None = None  # None: all cores of this machine
+    # None: this machine's cores divided by the worker's model processes (at
+    # least 1). ggml's threads spin while they wait, so more threads than cores
+    # across all processes collapses throughput (2.7 tok/s instead of 16 here).
+    n_threads: int | None = None
     n_batch: int = 512
     n_gpu_layers: int = 0
     seed: int = 1234
+    # How the task schema is enforced while the model writes: llguidance's
+    # token masks (about free-generation speed) or llama.cpp's GBNF grammar
+    # (the fallback; about 0.4 of that with a 262k vocabulary). See worker/constrained.py.
+    constraint_engine: Literal["llguidance", "gbnf"] = "llguidance"
     temperature: float = 0.0
     top_p: float = 0.95
     repeat_penalty: float = 1.1
@@ -44,6 +52,10 @@ class ModelSettings(BaseModel):
     # Context one image takes once the projector has encoded it (Gemma 3 and 4:
     # 256 soft tokens plus markers); used to fit pictures into page windows.
     image_tokens: int = 280
+    # A Jinja chat template for a GGUF that carries none. The multimodal path
+    # renders prompts only through a template (llama.cpp's MTMD handler); the
+    # file's own template, when present, wins.
+    chat_template: str | None = None
     # Pictures sent with one prompt at most (scanned pages, frames, images).
     max_images_per_call: int = 4
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker import errors, hashing
+from worker import capacity, constrained, errors, hashing
 from worker.config import ModelSettings
+from worker.prefix_cache import PrefixCache
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    # Prompt tokens the model actually evaluated (the rest came from a reused
+    # prefix); None where the runtime cannot tell (the multimodal path).
+    evaluated_prompt_tokens: int | None = None
 
 
 def bundled_model_path() -> Path:
@@ -122,7 +126,6 @@ class LocalModel:
         import llama_cpp  # deferred: importing loads the native library
 
         self._settings = settings
-        self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()
         model_path = resolve_model_path(settings)
         started = time.perf_counter()
@@ -132,7 +135,7 @@ class LocalModel:
                 self._llama = llama_cpp.Llama(
                     model_path=str(model_path),
                     n_ctx=settings.n_ctx,
-                    n_threads=settings.n_threads or os.cpu_count() or 1,
+                    n_threads=settings.n_threads or capacity.machine_cores(),
                     n_batch=settings.n_batch,
                     n_gpu_layers=settings.n_gpu_layers,
                     seed=settings.seed,
@@ -141,7 +144,13 @@ class LocalModel:
                 )
         except (ValueError, RuntimeError) as exc:
             raise errors.ModelLoadError(f"could not load {model_path}: {exc}") from exc
+        self._lend_chat_template(chat_handler, settings)
         supports_audio = self._open_projector(chat_handler, settings)
+        self._constraint = self._make_constraint_engine(settings)
+        # The multimodal handler evaluates prompts itself, bypassing both.
+        self._prefixes = PrefixCache(self._llama) if chat_handler is None else None
+        self._reused_prefix: int | None = None
+        self._count_reused_prefix()
         self.info = ModelInfo(
             name=settings.name or model_path.name,
             path=str(model_path),
@@ -158,6 +167,46 @@ class LocalModel:
             time.perf_counter() - started,
             self.info.n_ctx,
         )
+
+    def _lend_chat_template(self, chat_handler: Any, settings: ModelSettings) -> None:
+        """Give the multimodal handler a template when the GGUF has none, or refuse now.
+
+        ``MTMDChatHandler`` reads ``tokenizer.chat_template`` from the model's
+        metadata at every call and raises on the first picture without one;
+        a worker must fail at start instead.
+        """
+        if chat_handler is None:
+            return
+        if settings.chat_template:
+            self._llama.metadata.setdefault("tokenizer.chat_template", settings.chat_template)
+        if not self._llama.metadata.get("tokenizer.chat_template"):
+            raise errors.ModelLoadError(
+                "the model file has no chat template, which the multimodal path needs: "
+                "set SIEVE_MODEL__CHAT_TEMPLATE to the model's Jinja template"
+            )
+
+    def _count_reused_prefix(self) -> None:
+        """Note, at each call's first evaluation, how many prompt tokens were reused.
+
+        ``Llama.generate`` cuts the context back to the shared prefix and then
+        evaluates the rest; the context length at that first ``eval`` is the
+        prefix it kept.
+        """
+        evaluate = self._llama.eval
+
+        def evaluate_noting_prefix(tokens: Sequence[int]) -> None:
+            if self._reused_prefix is None:
+                self._reused_prefix = self._llama.n_tokens
+            evaluate(tokens)
+
+        self._llama.eval = evaluate_noting_prefix
+
+    def _make_constraint_engine(
+        self, settings: ModelSettings
+    ) -> constrained.TokenMaskEngine | constrained.GbnfEngine:
+        if settings.constraint_engine == "gbnf":
+            return constrained.GbnfEngine()
+        return constrained.TokenMaskEngine(self._llama)
 
     @staticmethod
     def _make_chat_handler(settings: ModelSettings) -> Any:
@@ -200,6 +249,7 @@ class LocalModel:
             "top_p": self._settings.top_p,
             "repeat_penalty": self._settings.repeat_penalty,
             "max_output_tokens": self._settings.max_output_tokens,
+            "constraint_engine": self._settings.constraint_engine,
             "n_ctx": self.info.n_ctx,
         }
 
@@ -253,14 +303,18 @@ class LocalModel:
                 f"{len(images)} image(s) need a model that can see, and {self.info.name} "
                 "was loaded without a multimodal projector (set SIEVE_MODEL__MMPROJ_PATH)"
             )
-        grammar = self._grammar_for(schema)
+        decoding = constrained.decoding_arguments(self._constraint, schema)
         messages = build_chat_messages(instructions, content, images)
         started = time.perf_counter()
+        prefix_key = instructions
         with self._lock:
+            self._reused_prefix = None
+            if self._prefixes is not None:
+                self._prefixes.before_call(prefix_key)
             try:
                 response = self._llama.create_chat_completion(
                     messages=messages,
-                    grammar=grammar,
+                    **decoding,
                     max_tokens=max_tokens,
                     temperature=self._settings.temperature,
                     top_p=self._settings.top_p,
@@ -270,10 +324,14 @@ class LocalModel:
             except ValueError as exc:
                 # llama-cpp raises ValueError when the prompt exceeds the context.
                 raise errors.ModelError(f"the model rejected the request: {exc}") from exc
+            usage = response.get("usage", {})
+            prompt_tokens = int(usage.get("prompt_tokens", 0))
+            if self._prefixes is not None:
+                self._prefixes.after_call(prefix_key, prompt_tokens)
+            reused = self._reused_prefix
         seconds = time.perf_counter() - started
         choice = response["choices"][0]
         text = choice["message"]["content"] or ""
-        usage = response.get("usage", {})
         if choice.get("finish_reason") == "length":
             raise errors.ModelOutputInvalidError(
                 f"the model's answer was cut at {max_tokens} tokens before the JSON closed"
@@ -289,18 +347,13 @@ class LocalModel:
         return Completion(
             text=text,
             output=output,
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            prompt_tokens=prompt_tokens,
             completion_tokens=int(usage.get("completion_tokens", 0)),
             seconds=seconds,
+            evaluated_prompt_tokens=(
+                prompt_tokens - reused if reused is not None and self._prefixes else None
+            ),
         )
-
-    def _grammar_for(self, schema: dict[str, Any]) -> Any:
-        from llama_cpp import LlamaGrammar
-
-        key = json.dumps(schema, sort_keys=True)
-        if key not in self._grammars:
-            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
-        return self._grammars[key]
 
     def close(self) -> None:
         """Free the model's memory now rather than at garbage collection."""
