@@ -1,13 +1,9 @@
-"""``python -m bench [--json FILE]``: Sieve's throughput against same-run baselines.
+"""``python -m bench [--quick | --full] [--json FILE]``: Sieve against same-run baselines.
 
-Rows (a ratio above 1 means Sieve is faster than its baseline):
-
-* ``pdf_extract``: pages/s through Sieve's PDF extractor (text layer, metadata,
-  scans rendered) against a bare PyMuPDF loop reading the text of every page.
-* ``media_extract``: seconds of media extracted per wall second through
-  Sieve's video and audio extractors (frames at scene changes, speech
-  transcribed) against a bare ``ffmpeg`` decode of the same file. This row
-  used to be a "timed test" asserting only ``> 0``; it is measured here instead.
+Each row measures Sieve and its baseline in the same run, on the same inputs;
+a ratio above 1 means Sieve is better. ``bench/RESULTS.md`` holds a real run's
+table, the machine, and what each row means. Never a timed test: CI runs
+``--quick`` as a smoke check without asserting any figure.
 """
 
 from __future__ import annotations
@@ -17,33 +13,15 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pymupdf
 
+from bench import model_rows, system_rows
+from bench.rows import Row, timed
 from tests import mediagen, pdfgen
 from worker.config import LimitSettings, MediaSettings
 from worker.extractors import extractor_for
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    sieve: float
-    baseline: float
-    unit: str
-
-    @property
-    def ratio(self) -> float:
-        return self.sieve / self.baseline if self.baseline else float("nan")
-
-
-def _timed(work: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
 
 
 def pdf_extract(scratch: Path, page_count: int) -> Row:
@@ -64,8 +42,8 @@ def pdf_extract(scratch: Path, page_count: int) -> Row:
 
     return Row(
         "pdf_extract",
-        page_count / _timed(through_sieve),
-        page_count / _timed(bare),
+        page_count / timed(through_sieve),
+        page_count / timed(bare),
         "pages/s",
     )
 
@@ -103,26 +81,55 @@ def media_extract(scratch: Path) -> Row:
 
     return Row(
         "media_extract",
-        duration / _timed(through_sieve),
-        duration / _timed(bare),
+        duration / timed(through_sieve),
+        duration / timed(bare),
         "media s per wall s",
     )
 
 
+QUICK = {"pages": 500, "rounds": 1, "files": 2000, "thread_seconds": 15.0}
+FULL = {"pages": 2000, "rounds": 4, "files": 10000, "thread_seconds": 40.0}
+
+
+def measure(sizes: dict[str, float], scratch: Path) -> list[Row]:
+    """Every row, each with its baseline measured right before or after it."""
+    settings = model_rows.model_settings()
+    rows = [pdf_extract(scratch, int(sizes["pages"])), media_extract(scratch)]
+    rows.append(system_rows.submit_files(scratch, int(sizes["files"])))
+    rows.extend(model_rows.constrained_output(settings, int(sizes["rounds"])))
+    rows.append(model_rows.shared_prefix(settings, int(sizes["rounds"])))
+    rows.append(system_rows.model_end_to_end(scratch, int(sizes["rounds"])))
+    rows.append(model_rows.threads(settings, sizes["thread_seconds"]))
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    print(f"{'name':24} {'sieve':>10} {'baseline':>10} {'ratio':>7}  unit / notes")
+    for row in rows:
+        notes = " ".join(f"{key}={value}" for key, value in row.notes.items())
+        print(
+            f"{row.name:24} {row.sieve:10.2f} {row.baseline:10.2f} {row.ratio:7.2f}  "
+            f"{row.unit} {notes}".rstrip()
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--pages", type=int, default=300, help="pages in the PDF row")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small inputs (default; minutes)")
+    size.add_argument("--full", action="store_true", help="the issue's sizes (longer)")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
     options = parser.parse_args()
+    sizes = FULL if options.full else QUICK
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sieve-bench-") as scratch:
-        rows = [pdf_extract(Path(scratch), options.pages), media_extract(Path(scratch))]
-    print(f"{'name':16} {'sieve':>10} {'baseline':>10} {'ratio':>7}  unit")
-    for row in rows:
-        print(f"{row.name:16} {row.sieve:10.2f} {row.baseline:10.2f} {row.ratio:7.2f}  {row.unit}")
+        rows = measure(sizes, Path(scratch))
+    print_table(rows)
+    print(
+        f"({time.perf_counter() - started:.0f} s; {model_rows.describe(model_rows.model_settings())})"
+    )
     if options.json:
-        options.json.write_text(
-            json.dumps([asdict(row) | {"ratio": row.ratio} for row in rows], indent=2) + "\n"
-        )
+        options.json.write_text(json.dumps([row.as_json() for row in rows], indent=2) + "\n")
 
 
 if __name__ == "__main__":

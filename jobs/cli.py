@@ -36,6 +36,12 @@ from worker import errors
 from worker.task_specs import TaskSpec, build_task
 
 logger = logging.getLogger(__name__)
+
+# One line, on stderr with the rest of the progress, wherever the bundled model answers.
+SMALL_MODEL_NOTICE = (
+    "note: answers come from the bundled Gemma 3 270M test model, which checks the machinery "
+    "but reads poorly; point Sieve at a real GGUF with SIEVE_MODEL__PATH (see `sieve models`)"
+)
 console = Console(stderr=True)
 
 
@@ -175,6 +181,8 @@ def run(
     with console.status("loading the model…"):
         context = build_in_process_context(settings, session_factory)
     console.print(f"model: {context.model.info.name} ({context.model.info.sha256[:12]}…)")
+    if settings.model.path is None:
+        console.print(SMALL_MODEL_NOTICE)
     with Progress(
         TextColumn("[bold]{task.fields[task_name]}"),
         BarColumn(),

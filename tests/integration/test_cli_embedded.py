@@ -47,6 +47,9 @@ def test_run_on_good_files_exits_zero_and_prints_a_table(good_folder: Path, tmp_
     assert done.returncode == 0, done.stderr
     assert "invoice.pdf" in done.stdout and "done" in done.stdout
     assert (tmp_path / "data" / "sieve.db").is_file()
+    # Once, saying the answers come from the small test model and how to change it.
+    assert done.stderr.count("bundled Gemma 3 270M test model") == 1
+    assert "SIEVE_MODEL__PATH" in done.stderr
 
 
 def test_run_with_a_bad_file_exits_one_and_results_export_every_row(

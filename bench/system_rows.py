@@ -1,0 +1,114 @@
+"""Rows of the whole system: submission, and items through the pipeline.
+
+These run on the embedded default (SQLite in a scratch data directory, the
+pipeline in this process): the same code a worker runs, without servers, so
+the bench needs nothing but the checkout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bench.model_rows import DOCUMENTS
+from bench.rows import Row, timed
+from db.models import Result
+from jobs import commands
+from jobs.settings import Settings
+from jobs.submit import submit
+from worker.model import build_chat_messages
+from worker.task_specs import build_task
+
+
+def _settings(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=None,
+        model={"n_ctx": 2048, "max_text_chars": 200, "max_output_tokens": 400},
+    )
+
+
+def submit_files(scratch: Path, file_count: int) -> Row:
+    """files/s for many small files (hashing, content store, database) vs hash-and-copy."""
+    inputs = scratch / "small-files"
+    for n in range(file_count):
+        folder = inputs / f"{n // 1000:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"note-{n:05d}.txt").write_text(f"Note {n}: delivery {n * 7} crates.\n")
+    copies = scratch / "bare-copies"
+    copies.mkdir()
+
+    def bare() -> None:
+        for path in sorted(inputs.rglob("*.txt")):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            shutil.copyfile(path, copies / digest)
+
+    settings = _settings(scratch / "submit-data")
+    engine, session_factory = commands.open_database(settings)
+    task = build_task("summarize", {}, 200)
+
+    def through_sieve() -> None:
+        submit(session_factory, settings, paths=[inputs], task=task, name="bench", executor="bench")
+
+    sieve_seconds = timed(through_sieve)
+    engine.dispose()
+    return Row("submit", file_count / sieve_seconds, file_count / timed(bare), "files/s")
+
+
+def model_end_to_end(scratch: Path, rounds: int) -> Row:
+    """Output tok/s through submit → pipeline → results vs a bare free-generation loop."""
+    from jobs.embedded import build_in_process_context, run_item_runs
+
+    inputs = scratch / "documents"
+    inputs.mkdir()
+    texts = [f"{document} (copy {n})" for n in range(rounds) for document in DOCUMENTS]
+    for n, text in enumerate(texts):
+        (inputs / f"doc-{n:03d}.txt").write_text(text)
+    settings = _settings(scratch / "e2e-data")
+    engine, session_factory = commands.open_database(settings)
+    task = build_task("summarize", {}, settings.model.max_text_chars)
+    context = build_in_process_context(settings, session_factory)
+    started = time.perf_counter()
+    submission = submit(
+        session_factory, settings, paths=[inputs], task=task, name="bench", executor="bench"
+    )
+    run_item_runs(context, submission.item_run_ids)
+    sieve_seconds = time.perf_counter() - started
+    with session_factory() as session:
+        tokens = session.scalar(
+            select(func.sum(Result.completion_tokens)).where(Result.run_id == submission.run_id)
+        )
+        results = session.scalars(select(Result).where(Result.run_id == submission.run_id)).all()
+        lengths = [result.completion_tokens for result in results]
+        stage_seconds = {
+            stage: round(sum(r.timings.get(stage, 0.0) for r in results) / len(results), 2)
+            for stage in ("extract_seconds", "analyse_seconds")
+        }
+    engine.dispose()
+    llama = context.model._llama
+    bare_tokens, bare_started = 0, time.perf_counter()
+    for text, length in zip(texts, lengths, strict=False):
+        response = llama.create_chat_completion(
+            messages=build_chat_messages(task.instructions, text),
+            max_tokens=max(1, length),
+            temperature=0.0,
+            seed=1,
+        )
+        bare_tokens += int(response["usage"]["completion_tokens"])
+    bare_seconds = time.perf_counter() - bare_started
+    items_per_minute = len(texts) / sieve_seconds * 60
+    return Row(
+        "model_end_to_end",
+        (tokens or 0) / sieve_seconds,
+        bare_tokens / bare_seconds,
+        "output tok/s",
+        notes={
+            "items": len(texts),
+            "items_per_min": round(items_per_minute, 1),
+            "mean_" + "_".join(stage_seconds): list(stage_seconds.values()),
+        },
+    )
