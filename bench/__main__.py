@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pymupdf
 
-from bench import model_rows, system_rows
+from bench import model_rows, parallel_rows, system_rows
 from bench.rows import Row, timed
 from tests import mediagen, pdfgen
 from worker.config import LimitSettings, MediaSettings
@@ -87,19 +87,21 @@ def media_extract(scratch: Path) -> Row:
     )
 
 
-QUICK = {"pages": 500, "rounds": 1, "files": 2000, "thread_seconds": 15.0}
-FULL = {"pages": 2000, "rounds": 4, "files": 10000, "thread_seconds": 40.0}
+QUICK = {"pages": 500, "rounds": 1, "files": 2000, "thread_seconds": 15.0, "speech_seconds": 30}
+FULL = {"pages": 2000, "rounds": 4, "files": 10000, "thread_seconds": 40.0, "speech_seconds": 120}
 
 
 def measure(sizes: dict[str, float], scratch: Path) -> list[Row]:
     """Every row, each with its baseline measured right before or after it."""
     settings = model_rows.model_settings()
     rows = [pdf_extract(scratch, int(sizes["pages"])), media_extract(scratch)]
+    rows.append(speech(scratch, sizes["speech_seconds"]))
     rows.append(system_rows.submit_files(scratch, int(sizes["files"])))
     rows.extend(model_rows.constrained_output(settings, int(sizes["rounds"])))
     rows.append(model_rows.shared_prefix(settings, int(sizes["rounds"])))
     rows.append(system_rows.model_end_to_end(scratch, int(sizes["rounds"])))
     rows.append(model_rows.threads(settings, sizes["thread_seconds"]))
+    rows.append(parallel_rows.parallel_sequences(settings))
     return rows
 
 
@@ -111,6 +113,45 @@ def print_table(rows: list[Row]) -> None:
             f"{row.name:24} {row.sieve:10.2f} {row.baseline:10.2f} {row.ratio:7.2f}  "
             f"{row.unit} {notes}".rstrip()
         )
+
+
+def speech(scratch: Path, seconds: float) -> Row:
+    """Audio seconds per wall second through Sieve's audio extractor vs bare faster-whisper."""
+    from faster_whisper import WhisperModel
+    from faster_whisper.audio import decode_audio
+
+    from worker import speech as speech_module
+
+    audio = mediagen.make_speech_audio(scratch / "speech.mp3", mediagen.varied_sentences(seconds))
+    media = MediaSettings()
+    speech_module.speech_model(media)  # both sides start with a loaded model
+    bare_model = WhisperModel(
+        str(speech_module.resolved_model_path(media)),
+        device="cpu",
+        compute_type=media.whisper_compute_type,
+        cpu_threads=media.whisper_threads,
+        local_files_only=True,
+    )
+    duration = len(decode_audio(str(audio))) / 16000
+
+    def bare() -> None:
+        segments, _info = bare_model.transcribe(
+            str(audio), language=media.whisper_language, beam_size=media.whisper_beam_size
+        )
+        list(segments)
+
+    def through_sieve() -> None:
+        extractor_for("audio/mpeg").extract(
+            audio, scratch / "speech-artifacts", LimitSettings(), media
+        )
+
+    return Row(
+        "speech",
+        duration / timed(through_sieve),
+        duration / timed(bare),
+        "audio s per wall s",
+        notes={"audio_seconds": round(duration, 1)},
+    )
 
 
 def main() -> None:

@@ -331,10 +331,10 @@ def _extract(
         )
         can_see = context.model.image_tokens > 0
         pictures = [s for s in segments if _is_picture(s)]
+        shown, repeats = _segments_worth_sending(segments, can_see)
         pieces = [
             windowing.LabelledText(s.label, s.text, _picture_path(context, s) if can_see else None)
-            for s in segments
-            if s.text.strip() or (can_see and _is_picture(s))
+            for s in shown
         ]
         if not pieces:
             raise _nothing_to_analyse(segments, pictures, context.model.info.name)
@@ -342,6 +342,8 @@ def _extract(
             "modalities": ["text", "image"] if can_see and pictures else ["text"],
             "pictures_available": len(pictures),
         }
+        if repeats:
+            inputs["duplicate_segments_skipped"] = repeats
         if pictures and not can_see:
             inputs["note"] = (
                 f"analysed from extracted text alone (OCR, transcripts): the model cannot see, "
@@ -367,6 +369,32 @@ def _picture_path(context: PipelineContext, segment: StoredSegment) -> str | Non
         return None
     assert segment.artifact_path is not None
     return str(context.config.artifacts_dir / segment.artifact_path)
+
+
+def _segments_worth_sending(
+    segments: list[StoredSegment], can_see: bool
+) -> tuple[list[StoredSegment], list[str]]:
+    """The segments the model is given, and the labels of exact repeats left out.
+
+    Blank segments (no text, no picture the model can see) are never sent.
+    A text-only segment whose text repeats an earlier one word for word (a fax
+    cover sheet on every page, a disclaimer page) costs tokens and tells the
+    model nothing new; it is left out and named, so the result says so.
+    """
+    shown: list[StoredSegment] = []
+    repeats: list[str] = []
+    seen_texts: set[str] = set()
+    for segment in segments:
+        sees_picture = can_see and _is_picture(segment)
+        text = " ".join(segment.text.split())
+        if not text and not sees_picture:
+            continue
+        if text and not sees_picture and text in seen_texts:
+            repeats.append(segment.label)
+            continue
+        seen_texts.add(text)
+        shown.append(segment)
+    return shown, repeats
 
 
 def _nothing_to_analyse(

@@ -117,3 +117,19 @@ def test_db_upgrade_and_current_report_the_newest_revision(tmp_path: Path) -> No
     assert sieve(["db", "current"], data).stdout.strip() == "empty"
     assert sieve(["db", "upgrade"], data).returncode == 0
     assert sieve(["db", "current"], data).stdout.strip() == "0003"
+
+
+def test_a_worker_with_more_processes_than_memory_holds_refuses_to_start(tmp_path: Path) -> None:
+    """The plan is made from the GGUF header before any process loads the model."""
+    import psutil
+
+    from worker import capacity
+    from worker.config import ModelSettings
+    from worker.model import bundled_model_path
+
+    one = capacity.model_footprint(bundled_model_path(), ModelSettings(n_ctx=2048)).total
+    too_many = psutil.virtual_memory().available // one + 2
+    refused = sieve(["worker", "--concurrency", str(too_many)], tmp_path / "data")
+    assert refused.returncode == 2, refused.stderr
+    assert f"{too_many} model process(es) need" in refused.stderr
+    assert "fit at n_ctx=2048" in refused.stderr

@@ -421,3 +421,18 @@ def test_an_item_whose_writes_keep_failing_transiently_ends_retries_exhausted(
     # Two attempts, each with its one database retry: four model calls in all.
     assert len(always.calls) == 4 and _item_run(env, outcome.item_run_id).attempts == 2
     assert "database_unavailable" in (_item_run(env, outcome.item_run_id).error_message or "")
+
+
+def test_pages_that_repeat_an_earlier_page_word_for_word_are_not_sent(tmp_path: Path) -> None:
+    env = next(make_embedded(tmp_path, FakeModel()))
+    disclaimer = "This message is confidential and may be privileged."
+    pages = [pdfgen.LETTER_PAGE, disclaimer, "Second letter page.", f"  {disclaimer}\n", ""]
+    submission = _submit(env, _one_pdf(tmp_path / "repeats", pages))
+    [outcome] = embedded.run_item_runs(env.context, submission.item_run_ids)
+    assert outcome.state == ItemState.done
+    with env.session_factory() as session:
+        result = session.scalars(select(Result)).one()
+    assert result.inputs["duplicate_segments_skipped"] == ["page 4"]
+    sent = " ".join(call["content"] for call in env.model.calls)
+    assert sent.count("confidential and may be privileged") == 1
+    assert "--- page 4 ---" not in sent and "--- page 5 ---" not in sent
