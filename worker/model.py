@@ -144,8 +144,8 @@ class LocalModel:
                 )
         except (ValueError, RuntimeError) as exc:
             raise errors.ModelLoadError(f"could not load {model_path}: {exc}") from exc
-        self._lend_chat_template(chat_handler, settings)
         supports_audio = self._open_projector(chat_handler, settings)
+        self._lend_chat_template(chat_handler, settings)
         self._constraint = self._make_constraint_engine(settings)
         # The multimodal handler evaluates prompts itself, bypassing both.
         self._prefixes = PrefixCache(self._llama) if chat_handler is None else None

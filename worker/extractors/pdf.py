@@ -15,8 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pymupdf
-
 from worker import errors, ocr
 from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
@@ -27,6 +25,7 @@ from worker.extractors.base import (
     SegmentKind,
     errors_mapped_to,
 )
+from worker.extractors.mupdf import pymupdf
 
 logger = logging.getLogger(__name__)
 
