@@ -18,10 +18,17 @@ from pathlib import Path
 import pymupdf
 
 from bench import model_rows, parallel_rows, system_rows
-from bench.rows import Row, timed
+from bench.rows import Row, rate_row
 from tests import mediagen, pdfgen
 from worker.config import LimitSettings, MediaSettings
 from worker.extractors import extractor_for
+
+
+def _extract(
+    media_type: str, source: Path, artifacts: Path, media: MediaSettings | None = None
+) -> None:
+    """Sieve's extractor for ``media_type``, called directly (no sandbox), with default limits."""
+    extractor_for(media_type).extract(source, artifacts, LimitSettings(), media or MediaSettings())
 
 
 def pdf_extract(scratch: Path, page_count: int) -> Row:
@@ -36,16 +43,9 @@ def pdf_extract(scratch: Path, page_count: int) -> Row:
                 page.get_text()
 
     def through_sieve() -> None:
-        extractor_for("application/pdf").extract(
-            source, scratch / "artifacts", LimitSettings(), MediaSettings()
-        )
+        _extract("application/pdf", source, scratch / "artifacts")
 
-    return Row(
-        "pdf_extract",
-        page_count / timed(through_sieve),
-        page_count / timed(bare),
-        "pages/s",
-    )
+    return rate_row("pdf_extract", page_count, through_sieve, bare, "pages/s")
 
 
 def media_extract(scratch: Path) -> Row:
@@ -75,16 +75,9 @@ def media_extract(scratch: Path) -> Row:
         )
 
     def through_sieve() -> None:
-        extractor_for("video/mp4").extract(
-            video, scratch / "video-artifacts", LimitSettings(), MediaSettings()
-        )
+        _extract("video/mp4", video, scratch / "video-artifacts")
 
-    return Row(
-        "media_extract",
-        duration / timed(through_sieve),
-        duration / timed(bare),
-        "media s per wall s",
-    )
+    return rate_row("media_extract", duration, through_sieve, bare, "media s per wall s")
 
 
 QUICK = {"pages": 500, "rounds": 1, "files": 2000, "thread_seconds": 15.0, "speech_seconds": 30}
@@ -141,17 +134,10 @@ def speech(scratch: Path, seconds: float) -> Row:
         list(segments)
 
     def through_sieve() -> None:
-        extractor_for("audio/mpeg").extract(
-            audio, scratch / "speech-artifacts", LimitSettings(), media
-        )
+        _extract("audio/mpeg", audio, scratch / "speech-artifacts", media)
 
-    return Row(
-        "speech",
-        duration / timed(through_sieve),
-        duration / timed(bare),
-        "audio s per wall s",
-        notes={"audio_seconds": round(duration, 1)},
-    )
+    notes = {"audio_seconds": round(duration, 1)}
+    return rate_row("speech", duration, through_sieve, bare, "audio s per wall s", notes)
 
 
 def main() -> None:

@@ -46,3 +46,15 @@ def timed(work: Callable[[], object]) -> float:
     started = time.perf_counter()
     work()
     return time.perf_counter() - started
+
+
+def rate_row(
+    name: str,
+    amount: float,
+    through_sieve: Callable[[], object],
+    bare: Callable[[], object],
+    unit: str,
+    notes: dict[str, Any] | None = None,
+) -> Row:
+    """A throughput row: ``amount`` of work per second through Sieve and through the baseline."""
+    return Row(name, amount / timed(through_sieve), amount / timed(bare), unit, notes=notes or {})
