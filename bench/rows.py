@@ -48,6 +48,14 @@ def timed(work: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def least_time(work: Callable[[], object], tries: int) -> float:
+    """The shortest of ``tries`` wall times of ``work``: the run least disturbed by the machine.
+
+    For rows of about a second, where one stray process would swing a single timing.
+    """
+    return min(timed(work) for _ in range(tries))
+
+
 def rate_row(
     name: str,
     amount: float,

@@ -112,3 +112,59 @@ def model_end_to_end(scratch: Path, rounds: int) -> Row:
             "mean_" + "_".join(stage_seconds): list(stage_seconds.values()),
         },
     )
+
+
+def lanes(scratch: Path, rounds: int, lane_count: int = 4) -> Row:
+    """Output tok/s through the whole system with ``lane_count`` items in flight vs one.
+
+    The same documents through submit → pipeline → results twice, each in a
+    data directory of its own: once with one item at a time, once with
+    ``model.parallel_sequences`` lanes, whose model calls the batcher decodes
+    together (``worker/sequence_batcher.py``). Both load their own model.
+    """
+    from jobs.embedded import run_item_runs
+    from worker import leases
+    from worker.model import LocalModel
+    from worker.pipeline import PipelineContext
+
+    inputs = scratch / "lane-documents"
+    inputs.mkdir()
+    texts = [f"{document} (lane copy {n})" for n in range(rounds) for document in DOCUMENTS]
+    for n, text in enumerate(texts):
+        (inputs / f"doc-{n:03d}.txt").write_text(text)
+
+    def through_system(sequences: int) -> tuple[float, int]:
+        settings = _settings(scratch / f"lanes-{sequences}")
+        settings = settings.model_copy(
+            update={"model": settings.model.model_copy(update={"parallel_sequences": sequences})}
+        )
+        engine, session_factory = commands.open_database(settings)
+        model = LocalModel(settings.model)
+        context = PipelineContext(
+            settings, session_factory, model, leases.process_identity("bench")
+        )
+        task = build_task("summarize", {}, settings.model.max_text_chars)
+        started = time.perf_counter()
+        submission = submit(
+            session_factory, settings, paths=[inputs], task=task, name="bench", executor="bench"
+        )
+        run_item_runs(context, submission.item_run_ids)
+        seconds = time.perf_counter() - started
+        with session_factory() as session:
+            tokens = session.scalar(
+                select(func.sum(Result.completion_tokens)).where(Result.run_id == submission.run_id)
+            )
+        peak = model.most_sequences_in_flight()
+        model.close()
+        engine.dispose()
+        return (tokens or 0) / seconds, peak
+
+    one, _ = through_system(1)
+    several, peak = through_system(lane_count)
+    return Row(
+        "lanes",
+        several,
+        one,
+        f"output tok/s ({lane_count} lanes vs 1, whole system)",
+        notes={"items": len(texts), "most_in_flight": peak},
+    )

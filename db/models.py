@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -91,6 +92,7 @@ class Job(Base):
     input_roots: Mapped[list[Any]] = mapped_column()  # the paths the user named
     file_count: Mapped[int] = mapped_column(Integer, default=0)  # paths, duplicates included
     item_count: Mapped[int] = mapped_column(Integer, default=0)  # distinct contents
+    paused_at: Mapped[dt.datetime | None] = mapped_column()  # workers claim nothing while set
 
     runs: Mapped[list[Run]] = relationship(back_populates="job", order_by="Run.number")
     items: Mapped[list[Item]] = relationship(back_populates="job", order_by="Item.id")
@@ -119,6 +121,12 @@ class Run(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column()
+    # A re-run: the run it re-ran, its --failed-only / --where, and how many
+    # items that selected (None for a job's first run: every item).
+    selection: Mapped[dict[str, Any] | None] = mapped_column()
+    estimate: Mapped[dict[str, Any] | None] = mapped_column()  # shown before it ran
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    deterministic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     job: Mapped[Job] = relationship(back_populates="runs")
 
@@ -142,6 +150,7 @@ class Item(Base):
     doc_metadata: Mapped[dict[str, Any] | None] = mapped_column()  # title, author, dates…
     # Patient/person identifiers (DICOM PS3.15 basic profile): never in prompts by default.
     identifiers: Mapped[dict[str, Any] | None] = mapped_column()
+    custodian: Mapped[str | None] = mapped_column(String(200))  # whose files these were
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="items")
@@ -226,6 +235,8 @@ class Result(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"), index=True)
     output: Mapped[dict[str, Any]] = mapped_column()  # the task's JSON, schema-valid
+    # SHA-256 of the output's canonical JSON: equal hashes, equal answers.
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
     citations: Mapped[list[Any]] = mapped_column()  # segment labels the output rests on
     partials: Mapped[list[Any]] = mapped_column()  # map step outputs, each with its pages
     # provenance
@@ -236,6 +247,8 @@ class Result(Base):
     task_version: Mapped[str] = mapped_column(String(32))
     prompt_hash: Mapped[str] = mapped_column(String(64))
     sampling: Mapped[dict[str, Any]] = mapped_column()  # temperature, top_p, max tokens, n_ctx
+    # llama-cpp-python, ggml (version and commit) and the grammar engine's version.
+    runtime: Mapped[dict[str, Any] | None] = mapped_column()
     seed: Mapped[int] = mapped_column(BigInteger)
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)

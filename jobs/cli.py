@@ -6,7 +6,6 @@ items failed or were unsupported; 2 a usage error, or the run could not start.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -31,9 +30,15 @@ from jobs import results as results_module
 from jobs import status as status_module
 from jobs.commands import EXIT_ITEMS_FAILED, EXIT_OK
 from jobs.settings import Settings, reset_settings_cache
-from jobs.submit import Submission, submit, submitter_identity
+from jobs.submit import (
+    DEFAULT_RUN_OPTIONS,
+    RunOptions,
+    Submission,
+    submit,
+    submitter_identity,
+)
 from worker import errors
-from worker.task_specs import TaskSpec, build_task
+from worker.task_specs import TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -43,24 +48,6 @@ SMALL_MODEL_NOTICE = (
     "but reads poorly; point Sieve at a real GGUF with SIEVE_MODEL__PATH (see `sieve models`)"
 )
 console = Console(stderr=True)
-
-
-def _task_from_options(
-    settings: Settings, task: str, labels: str | None, schema: Path | None, prompt: str | None
-) -> TaskSpec:
-    options: dict[str, Any] = {}
-    if labels:
-        options["labels"] = [label.strip() for label in labels.split(",") if label.strip()]
-    if schema is not None:
-        try:
-            options["schema"] = json.loads(schema.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise errors.UsageError(f"cannot read --schema {schema}: {exc}") from exc
-    if prompt:
-        options["prompt"] = prompt
-    if prompt and task != "prompt":
-        raise errors.UsageError("--prompt goes with --task prompt")
-    return build_task(task, options, settings.model.max_text_chars)
 
 
 def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,9 +69,7 @@ def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--prompt", help="prompt: the free-text instruction"),
         click.option("--name", help="a name for the job (default: the paths)"),
     ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
+    return commands.with_options(function, decorators)
 
 
 @click.group(cls=commands.SieveGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,6 +103,7 @@ def _ingest_with_progress(
     task: TaskSpec,
     name: str | None,
     executor: str,
+    options: RunOptions = DEFAULT_RUN_OPTIONS,
 ) -> Submission:
     with Progress(
         TextColumn("[bold]ingest"),
@@ -140,6 +126,7 @@ def _ingest_with_progress(
             name=name,
             executor=executor,
             progress=advance,
+            options=options,
         )
 
 
@@ -169,7 +156,7 @@ def run(
     from jobs.embedded import build_in_process_context, run_item_runs
 
     settings = commands.load_settings()
-    task_spec = _task_from_options(settings, task, labels, schema, prompt)
+    task_spec = commands.task_from_options(settings, task, labels, schema, prompt)
     engine, session_factory = commands.open_database(settings)
     submission = _ingest_with_progress(
         settings, session_factory, paths, task_spec, name, "in_process"
@@ -200,9 +187,48 @@ def run(
     sys.exit(exit_code)
 
 
+def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say how a job's first run is run."""
+    decorators = [
+        click.option(
+            "--priority",
+            type=click.Choice(["high", "normal", "low"]),
+            default="normal",
+            show_default=True,
+            help="Workers take every waiting high item before normal ones, normal before low.",
+        ),
+        click.option("--custodian", help="Whose files these are (recorded on every item)."),
+        click.option(
+            "--deterministic",
+            is_flag=True,
+            help="Greedy decoding, fixed seed, one sequence, nothing reused between items.",
+        ),
+    ]
+    return commands.with_options(function, decorators)
+
+
+def _print_dry_run(settings: Settings, paths: tuple[Path, ...]) -> None:
+    """Counts and an estimate for ``paths``, from the files and this machine's history."""
+    from jobs import estimates
+    from jobs.submit import walk_inputs
+    from worker.model import configured_model
+
+    facts = estimates.inspect_paths(walk_inputs(list(paths)), settings.media)
+    engine, session_factory = commands.open_database(settings)
+    with session_factory() as session:
+        rates = estimates.measured_rates(session, configured_model(settings.model)[0])
+    engine.dispose()
+    for line in estimates.estimate(facts, rates).describe():
+        click.echo(line, err=True)
+    console.print("dry run: nothing recorded")
+    click.echo(len(facts))
+
+
 @cli.command(name="submit")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @task_options
+@run_options
+@click.option("--dry-run", is_flag=True, help="Count the items and estimate; record nothing.")
 def submit_command(
     paths: tuple[Path, ...],
     task: str,
@@ -210,21 +236,30 @@ def submit_command(
     schema: Path | None,
     prompt: str | None,
     name: str | None,
+    priority: str,
+    custodian: str | None,
+    deterministic: bool,
+    dry_run: bool,
 ) -> None:
     """Queue files and folders for the workers; print the job id."""
     settings = commands.load_settings()
-    task_spec = _task_from_options(settings, task, labels, schema, prompt)
+    task_spec = commands.task_from_options(settings, task, labels, schema, prompt)
+    if dry_run:
+        _print_dry_run(settings, paths)
+        return
     engine, session_factory = commands.open_database(settings)
-    submission = _ingest_with_progress(settings, session_factory, paths, task_spec, name, "celery")
+    options = RunOptions(priority=priority, deterministic=deterministic, custodian=custodian)
+    submission = _ingest_with_progress(
+        settings, session_factory, paths, task_spec, name, "celery", options
+    )
     try:
-        commands.dispatcher(settings).publish(
-            session_factory, submission.item_run_ids, submitter_identity()
+        commands.publish_recorded(
+            settings,
+            session_factory,
+            submission.item_run_ids,
+            f"job {submission.job_id}",
+            submission.job_id,
         )
-    except Exception as exc:  # broker down: the job is recorded, items stay pending
-        raise errors.BrokerUnavailableError(
-            f"job {submission.job_id} is recorded but could not be queued "
-            f"({type(exc).__name__}: {exc}); its items stay pending"
-        ) from exc
     finally:
         engine.dispose()
     console.print(
@@ -444,34 +479,54 @@ def cancel(job_id: int) -> None:
 
 @cli.command()
 @click.option("--concurrency", "-c", type=int, help="Worker processes, one model each.")
+@click.option(
+    "--sequences",
+    type=click.IntRange(1, 64),
+    help="Items one model process serves at once, decoded together "
+    "(model.parallel_sequences; one process then).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(concurrency: int | None, loglevel: str) -> None:
+def worker(concurrency: int | None, sequences: int | None, loglevel: str) -> None:
     """Run a Celery worker; each process loads the model once at start."""
     from worker import capacity
     from worker.celery_app import create_celery_app
-    from worker.tasks import register_worker_tasks
+    from worker.tasks import register_worker_tasks, runs_lanes
 
     settings = commands.load_settings()
+    if sequences is not None:
+        settings = settings.model_copy(
+            update={"model": settings.model.model_copy(update={"parallel_sequences": sequences})}
+        )
     logging.getLogger().setLevel(loglevel.upper())
     processes = concurrency or settings.worker.concurrency
+    if runs_lanes(settings) and processes > 1:
+        raise click.UsageError(
+            "parallel sequences run in one model process (its threads share the model); "
+            "start one worker with --concurrency 1, or set model.parallel_sequences to 1"
+        )
     settings, threads = capacity.size_worker(settings, processes)
     if threads.warning:
         logger.warning(threads.warning)
+    lanes = settings.model.parallel_sequences
     logger.info(
-        "%d model process(es), %d thread(s) each, on %d core(s)",
+        "%d model process(es), %d thread(s) each, on %d core(s); %d item(s) in flight per process",
         processes,
         threads.threads,
         threads.cores,
+        lanes,
     )
     app = create_celery_app(settings)
     register_worker_tasks(app, settings)
+    # Prefork: a model per child. Lanes: Celery's thread pool in this process,
+    # a thread per item in flight, all on the one model.
+    pool, slots = ("threads", lanes) if runs_lanes(settings) else ("prefork", processes)
     app.worker_main(
         [
             "worker",
             "--pool",
-            "prefork",
+            pool,
             "--concurrency",
-            str(processes),
+            str(slots),
             "--queues",
             settings.worker.queue,
             "--loglevel",
@@ -524,11 +579,14 @@ def db_current() -> None:
 
 
 def _attach_optional_groups() -> None:
+    from jobs.admin_cli import ADMIN_COMMANDS
     from jobs.audit_cli import audit_group
     from jobs.models_cli import models
 
     cli.add_command(models)
     cli.add_command(audit_group)
+    for command in ADMIN_COMMANDS:
+        cli.add_command(command)
 
 
 _attach_optional_groups()

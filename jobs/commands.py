@@ -8,6 +8,8 @@ into exit codes, and ``jobs.cli.main`` the one place that prints them.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,6 +26,7 @@ from jobs.settings import Settings, get_settings
 from worker import errors
 from worker.celery_app import create_celery_app
 from worker.dispatch import Dispatcher
+from worker.task_specs import TaskSpec, build_task
 
 EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1  # the run completed, but some items failed or were unsupported
@@ -126,3 +129,53 @@ def dispatcher(settings: Settings) -> Dispatcher:
 def safe_url(url: str) -> str:
     """``url`` with its password hidden, for messages."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def task_from_options(
+    settings: Settings, task: str, labels: str | None, schema: Path | None, prompt: str | None
+) -> TaskSpec:
+    """The task named on the command line, bound to its options."""
+    options: dict[str, Any] = {}
+    if labels:
+        options["labels"] = [label.strip() for label in labels.split(",") if label.strip()]
+    if schema is not None:
+        try:
+            options["schema"] = json.loads(schema.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise errors.UsageError(f"cannot read --schema {schema}: {exc}") from exc
+    if prompt:
+        options["prompt"] = prompt
+    if prompt and task != "prompt":
+        raise errors.UsageError("--prompt goes with --task prompt")
+    return build_task(task, options, settings.model.max_text_chars)
+
+
+def publish_recorded(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    item_run_ids: list[int],
+    what: str,
+    job_id: int,
+) -> None:
+    """Hand committed item runs to the workers; a broker that is down leaves them pending.
+
+    ``what`` names the recorded thing for the message ("job 3", "run 2 of job 3").
+    """
+    from jobs.submit import submitter_identity
+
+    try:
+        dispatcher(settings).publish(session_factory, item_run_ids, submitter_identity())
+    except Exception as exc:  # broker down: everything is recorded, items stay pending
+        raise errors.BrokerUnavailableError(
+            f"{what} is recorded but could not be queued ({type(exc).__name__}: {exc}); "
+            f"its items stay pending (sieve resume {job_id} queues them)"
+        ) from exc
+
+
+def with_options(
+    function: Callable[..., Any], options: list[Callable[..., Any]]
+) -> Callable[..., Any]:
+    """``function`` decorated with click ``options``, the first listed shown first."""
+    for option in reversed(options):
+        function = option(function)
+    return function

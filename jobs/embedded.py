@@ -6,13 +6,16 @@ so a laptop needs no Postgres, Redis or Celery to process a folder.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.settings import Settings
 from worker import errors, leases, pipeline
+from worker.lanes import LaneContexts
 from worker.model import load_process_model
 from worker.pipeline import ItemOutcome, PipelineContext
 
@@ -37,19 +40,35 @@ def run_item_runs(
     item_run_ids: Sequence[int],
     on_outcome: OutcomeCallback | None = None,
 ) -> list[ItemOutcome]:
-    """Process item runs one after another; transient failures get their retries here.
+    """Process item runs; transient failures get their retries here.
 
-    Each item's retries are bounded by ``worker.max_attempts`` (the pipeline
-    ends it ``retries_exhausted`` past that); a database that stays away for
-    ``worker.database_retry_limit`` tries raises its error.
+    One after another, or, with ``model.parallel_sequences`` above 1, that
+    many at once on lanes of their own (as a worker runs them), so their model
+    calls are decoded together. Outcomes come back in the order of
+    ``item_run_ids``. Each item's retries are bounded by
+    ``worker.max_attempts`` (the pipeline ends it ``retries_exhausted`` past
+    that); a database that stays away for ``worker.database_retry_limit``
+    tries raises its error.
     """
-    outcomes: list[ItemOutcome] = []
-    for item_run_id in item_run_ids:
-        outcome = _process_with_retries(context, item_run_id)
-        outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
-    return outcomes
+    lanes = context.config.model.parallel_sequences
+    if lanes == 1 or len(item_run_ids) < 2:
+        return [_report(_process_with_retries(context, id_), on_outcome) for id_ in item_run_ids]
+    reporting = threading.Lock()
+    lane_contexts = LaneContexts(context)
+
+    def process(item_run_id: int) -> ItemOutcome:
+        outcome = _process_with_retries(lane_contexts.for_this_thread(), item_run_id)
+        with reporting:
+            return _report(outcome, on_outcome)
+
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="sieve-lane") as pool:
+        return list(pool.map(process, item_run_ids))
+
+
+def _report(outcome: ItemOutcome, on_outcome: OutcomeCallback | None) -> ItemOutcome:
+    if on_outcome is not None:
+        on_outcome(outcome)
+    return outcome
 
 
 def _process_with_retries(context: PipelineContext, item_run_id: int) -> ItemOutcome:

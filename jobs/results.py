@@ -83,6 +83,8 @@ def _provenance(result: Result) -> dict[str, Any]:
         "task_name": result.task_name,
         "task_version": result.task_version,
         "prompt_hash": result.prompt_hash,
+        "output_sha256": result.output_sha256,
+        "runtime": result.runtime,
         "sampling": result.sampling,
         "seed": result.seed,
         "prompt_tokens": result.prompt_tokens,

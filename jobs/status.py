@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import FINAL_ITEM_STATES, ItemRun, ItemState, Job, Run
+from db.models import FINAL_ITEM_STATES, ItemRun, ItemState, Job, Result, Run
 from worker import errors
 
 
@@ -95,8 +96,87 @@ def run_status(session: Session, job_id: int, run_number: int | None = None) -> 
         run_state=run.state.value,
         task_name=run.task_name,
         model_name=run.model_name,
-        item_count=job.item_count,
+        # A re-run may select some of the job's items: its own count is what finishes.
+        item_count=sum(counts.values()),
         file_count=job.file_count,
         counts=counts,
         failures_by_code={code or "unknown": count for code, count in failures.items()},
+    )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One line of ``sieve runs``: what a run was, and what it did."""
+
+    run_id: int
+    number: int
+    parent_number: int | None
+    created_at: str
+    created_by: str
+    task: str  # "name v<version>"
+    prompt_hash: str
+    model_name: str
+    model_sha256s: list[str]  # what the results say produced them
+    counts: dict[str, int]
+    wall_seconds: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    selection: dict[str, Any] | None
+    estimate: dict[str, Any] | None
+    state: str
+    priority: str
+    deterministic: bool
+
+
+def run_summaries(session: Session, job_id: int) -> list[RunSummary]:
+    """Every run of ``job_id``, oldest first."""
+    if session.get(Job, job_id) is None:
+        raise errors.NotFoundError(f"no job with id {job_id}")
+    runs = session.scalars(select(Run).where(Run.job_id == job_id).order_by(Run.number)).all()
+    numbers = {run.id: run.number for run in runs}
+    return [_summary(session, run, numbers.get(run.parent_run_id or -1)) for run in runs]
+
+
+def _summary(session: Session, run: Run, parent_number: int | None) -> RunSummary:
+    counts = {
+        state.value: count
+        for state, count in session.execute(
+            select(ItemRun.state, func.count())
+            .where(ItemRun.run_id == run.id)
+            .group_by(ItemRun.state)
+        )
+    }
+    prompt_tokens, completion_tokens = session.execute(
+        select(
+            func.coalesce(func.sum(Result.prompt_tokens), 0),
+            func.coalesce(func.sum(Result.completion_tokens), 0),
+        ).where(Result.run_id == run.id)
+    ).one()
+    hashes = session.scalars(
+        select(Result.model_sha256).where(Result.run_id == run.id).distinct()
+    ).all()
+    wall = (
+        (run.finished_at - run.started_at).total_seconds()
+        if run.started_at and run.finished_at
+        else None
+    )
+    return RunSummary(
+        run_id=run.id,
+        number=run.number,
+        parent_number=parent_number,
+        created_at=run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        created_by=run.created_by,
+        task=f"{run.task_name} v{run.task_version}",
+        prompt_hash=run.prompt_hash,
+        model_name=run.model_name,
+        model_sha256s=sorted(hashes),
+        counts=counts,
+        wall_seconds=wall,
+        prompt_tokens=int(prompt_tokens),
+        completion_tokens=int(completion_tokens),
+        selection=run.selection,
+        estimate=run.estimate,
+        state=run.state.value,
+        priority=run.priority,
+        deterministic=run.deterministic,
     )

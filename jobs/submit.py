@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +38,18 @@ class IngestedFile:
     path: Path
     stored: content_store.StoredObject
     media_type: str
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the first run of a submission is to be run."""
+
+    priority: str = "normal"  # high, normal or low: which items workers take first
+    deterministic: bool = False  # greedy, fixed seed, one sequence, no reused state
+    custodian: str | None = None  # whose files these are, recorded on every item
+
+
+DEFAULT_RUN_OPTIONS = RunOptions()
 
 
 @dataclass
@@ -111,6 +124,16 @@ def ingest_files(
     return ingested
 
 
+def task_columns(task: TaskSpec) -> dict[str, Any]:
+    """The columns of a run that record its task (what rebuilds it in a worker)."""
+    return {
+        "task_name": task.name,
+        "task_version": task.version,
+        "task_options": task.options,
+        "prompt_hash": task.prompt_hash,
+    }
+
+
 def record_submission(
     session_factory: sessionmaker[Session],
     settings: Settings,
@@ -120,6 +143,7 @@ def record_submission(
     files: Sequence[IngestedFile],
     task: TaskSpec,
     executor: str,
+    options: RunOptions = DEFAULT_RUN_OPTIONS,
 ) -> Submission:
     """Record job, first run, items, sources and item runs in one transaction."""
     user = submitter_identity()
@@ -140,14 +164,13 @@ def record_submission(
             number=1,
             state=RunState.pending,
             executor=executor,
-            task_name=task.name,
-            task_version=task.version,
-            task_options=task.options,
-            prompt_hash=task.prompt_hash,
+            **task_columns(task),
             model_name=model_name,
             model_path=model_reference,
             model_settings=settings.model.model_dump(mode="json"),
             created_by=user,
+            priority=options.priority,
+            deterministic=options.deterministic,
         )
         session.add(run)
         items_by_hash: dict[str, Item] = {}
@@ -163,6 +186,7 @@ def record_submission(
                     md5=ingested.stored.md5,
                     media_type=ingested.media_type,
                     stored_path=ingested.stored.relative_path,
+                    custodian=options.custodian,
                 )
                 items_by_hash[ingested.stored.sha256] = item
             sources.append((item, ingested))
@@ -222,6 +246,8 @@ def _submission_events(
                 "prompt_hash": task.prompt_hash,
                 "model": run.model_name,
                 "executor": run.executor,
+                "priority": run.priority,
+                "deterministic": run.deterministic,
             },
         ),
     ]
@@ -240,6 +266,7 @@ def _submission_events(
                     "size_bytes": item.size_bytes,
                     "media_type": item.media_type,
                     "duplicate": item.path != recorded_path(ingested.path),
+                    "custodian": item.custodian,
                 },
             )
         )
@@ -255,6 +282,7 @@ def submit(
     name: str | None,
     executor: str,
     progress: ProgressCallback | None = None,
+    options: RunOptions = DEFAULT_RUN_OPTIONS,
 ) -> Submission:
     """Ingest ``paths`` and record a job with its first run (nothing is enqueued here)."""
     files = ingest_files(paths, settings, progress)
@@ -269,4 +297,5 @@ def submit(
         files=files,
         task=task,
         executor=executor,
+        options=options,
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.model import Completion, ModelInfo
+from worker.model import BUNDLED_MODEL_NAME, Completion, ModelInfo
 
 
 def minimal_instance(schema: dict[str, Any], marker: str) -> Any:
@@ -58,7 +58,9 @@ class FakeModel:
     calls: list[dict[str, Any]] = field(default_factory=list)
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo(
-            name="fake-model",
+            # The bundled model's name: runs submitted with default settings
+            # ask for it, and a worker serves only the model its runs ask for.
+            name=BUNDLED_MODEL_NAME,
             path="/nonexistent/fake.gguf",
             sha256="f" * 64,
             mmproj_path=None,
@@ -90,6 +92,7 @@ class FakeModel:
         schema: dict[str, Any],
         max_tokens: int,
         images: Sequence[str] = (),
+        deterministic: bool = False,
     ) -> Completion:
         number = next(self._counter)
         self.calls.append(

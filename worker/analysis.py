@@ -37,6 +37,7 @@ class JsonModel(Protocol):
         schema: dict[str, Any],
         max_tokens: int,
         images: Sequence[str] = (),
+        deterministic: bool = False,
     ) -> Completion: ...
 
 
@@ -67,12 +68,14 @@ def analyse_document(
     max_output_tokens: int,
     heartbeat: Callable[[], None] = lambda: None,
     max_images_per_call: int = 4,
+    deterministic: bool = False,
 ) -> Analysis:
     """Run ``task`` over a document's labelled text; combine windows if needed.
 
     ``heartbeat`` is called after every model call (and before a failed call's
     error propagates): whatever it raises, typically the lease-lost error, ends
-    the analysis. Raises
+    the analysis. ``deterministic`` asks every call for greedy decoding from a
+    fresh context (the same item, model and task then give the same answer). Raises
     :class:`~worker.errors.ModelError` when the context cannot hold the partial
     answers to combine them.
     """
@@ -89,6 +92,7 @@ def analyse_document(
                 task.schema,
                 max_output_tokens,
                 images,
+                deterministic=deterministic,
             )
         except errors.SieveError:
             heartbeat()  # an answer cut short because the lease was lost is not a model error

@@ -131,15 +131,34 @@ class ModelShape:
         return n_batch * self.vocabulary * LOGIT_BYTES + 16 * MIB
 
 
+# Llama's own context when a batcher decodes the text calls: it only tokenises.
+TOKENISING_CONTEXT = 256
+
+
+def contexts_per_process(settings: ModelSettings) -> list[tuple[int, int]]:
+    """(KV tokens, n_batch) of each llama.cpp context one model process makes.
+
+    One context of ``n_ctx`` normally. With parallel sequences, the batcher's
+    context holds ``n_ctx`` per sequence, and ``Llama``'s own stays full-size
+    only when pictures need the serial path (``worker.model.LocalModel``).
+    """
+    sequences = settings.parallel_sequences
+    if sequences == 1:
+        return [(settings.n_ctx, settings.n_batch)]
+    serial = settings.n_ctx if settings.mmproj_path else TOKENISING_CONTEXT
+    return [(settings.n_ctx * sequences, settings.n_batch), (serial, min(settings.n_batch, serial))]
+
+
 def model_footprint(model_path: Path, settings: ModelSettings) -> ModelFootprint:
     """The memory one process needs for this model at these settings."""
     shape = ModelShape.from_gguf(model_path)
     projector = settings.mmproj_path
+    contexts = contexts_per_process(settings)
     return ModelFootprint(
         weights=model_path.stat().st_size,
         projector=projector.stat().st_size if projector and projector.is_file() else 0,
-        kv_cache=shape.kv_cache_bytes(settings.n_ctx),
-        compute=shape.compute_bytes(settings.n_batch),
+        kv_cache=sum(shape.kv_cache_bytes(tokens) for tokens, _ in contexts),
+        compute=sum(shape.compute_bytes(n_batch) for _, n_batch in contexts),
         overhead=PROCESS_OVERHEAD_BYTES,
     )
 
@@ -179,7 +198,10 @@ def check_processes_fit(
     fit = processes_that_fit(footprint, memory)
     if processes <= fit:
         return footprint
-    per_token = ModelShape.from_gguf(model_path).kv_cache_bytes(1)
+    # Every context but the tokenising one grows with n_ctx.
+    sequences = settings.parallel_sequences
+    growing = 1 if sequences == 1 else sequences + (1 if settings.mmproj_path else 0)
+    per_token = ModelShape.from_gguf(model_path).kv_cache_bytes(1) * growing
     context = largest_context_that_fits(footprint, per_token, processes, memory)
     at_context = (
         f"{processes} fit at n_ctx={context} (SIEVE_MODEL__N_CTX)"
@@ -190,10 +212,15 @@ def check_processes_fit(
         f"{processes} model process(es) need {_gib(processes * footprint.total)} "
         f"({_gib(footprint.total)} each: weights {_gib(footprint.weights)}, projector "
         f"{_gib(footprint.projector)}, KV cache {_gib(footprint.kv_cache)} at "
-        f"n_ctx={settings.n_ctx}, compute {_gib(footprint.compute)}) but "
+        f"n_ctx={settings.n_ctx}{_per_sequence(settings)}, compute {_gib(footprint.compute)}) but "
         f"{_gib(memory)} is available with {_gib(SYSTEM_RESERVE_BYTES)} kept for the "
         f"system: {fit} fit at n_ctx={settings.n_ctx}; {at_context}"
     )
+
+
+def _per_sequence(settings: ModelSettings) -> str:
+    sequences = settings.parallel_sequences
+    return f" x {sequences} sequences" if sequences > 1 else ""
 
 
 def _gib(size: int) -> str:

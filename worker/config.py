@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ModelSettings(BaseModel):
@@ -58,6 +58,12 @@ class ModelSettings(BaseModel):
     chat_template: str | None = None
     # Pictures sent with one prompt at most (scanned pages, frames, images).
     max_images_per_call: int = 4
+    # Model calls decoded together in one context (llama.cpp sequences, as
+    # ``llama-server --parallel``), each with n_ctx tokens of its own. Above 1
+    # the worker runs that many items at once in its one model process (a
+    # thread per item); 4 gave 1.6-1.9x the tokens/s of 1 on 2 cores
+    # (bench/RESULTS.md). Text calls only: pictures go through the serial path.
+    parallel_sequences: int = Field(default=1, ge=1, le=64)
 
 
 class WorkerSettings(BaseModel):

@@ -85,10 +85,14 @@ class TokenMaskEngine:
             self._grammars[key] = grammar
         return self._grammars[key]
 
-    def logits_processor(self, schema: dict[str, Any]) -> LogitsProcessor:
-        """A fresh processor for one model call (the matcher holds the call's state)."""
+    def schema_mask(self, schema: dict[str, Any]) -> SchemaMask:
+        """A fresh mask for one model call (its matcher holds the call's grammar state)."""
         matcher = self._llguidance.LLMatcher(self._tokenizer, self.grammar_for(schema), log_level=0)
         return SchemaMask(matcher)
+
+    def logits_processor(self, schema: dict[str, Any]) -> LogitsProcessor:
+        """The mask as llama-cpp-python's ``logits_processor`` for one call."""
+        return self.schema_mask(schema)
 
 
 class SchemaMask:
@@ -108,15 +112,23 @@ class SchemaMask:
         if self._consumed_until is None:
             self._consumed_until = len(input_ids)
         for token in input_ids[self._consumed_until :]:
-            self._matcher.consume_token(int(token))
+            self.consume(int(token))
         self._consumed_until = len(input_ids)
+        self.mask(logits)
+        return logits
+
+    def consume(self, token: int) -> None:
+        """Advance the grammar state past one sampled token."""
+        self._matcher.consume_token(token)
+
+    def mask(self, logits: np.ndarray) -> None:
+        """Set, in place, every logit the grammar does not admit next to -inf."""
         if self._matcher.is_error():
             raise errors.ModelOutputInvalidError(
                 f"the constrained decoder failed: {self._matcher.get_error()}"
             )
         allowed = self._allowed_tokens(len(logits))
         logits[~allowed] = -np.inf
-        return logits
 
     def _allowed_tokens(self, vocabulary_size: int) -> np.ndarray:
         """A boolean vector over the vocabulary: which tokens keep the JSON valid."""

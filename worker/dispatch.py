@@ -7,6 +7,12 @@ database and is re-driven from there (:mod:`worker.recovery`).
 
 One :class:`Dispatcher` wraps the process's one Celery app: the CLI builds it
 once per command, a worker's main process hands its own app to the sweeper.
+
+Each message carries its run's priority. On Redis, kombu keeps one list per
+priority step of a queue and a worker's BRPOP names them highest first, so a
+worker takes every waiting ``high`` item before any ``normal`` one: an urgent
+production is not stuck behind an archive queued earlier. Items already
+reserved by a worker (one per process) finish first.
 """
 
 from __future__ import annotations
@@ -17,10 +23,33 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from db.models import ItemRun, ItemState
+from db.models import ItemRun, ItemState, Run
 from db.session import transaction
 from worker import item_states
 from worker.celery_app import PROCESS_ITEM_TASK
+
+# kombu's Redis transport serves priority 0 first (steps 0, 3, 6, 9).
+MESSAGE_PRIORITY = {"high": 0, "normal": 3, "low": 6}
+
+
+def message_priorities(
+    session_factory: sessionmaker[Session], item_run_ids: Sequence[int]
+) -> dict[int, int]:
+    """The broker priority of each item run's message, from its run's priority."""
+    priorities: dict[int, int] = {}
+    with session_factory() as session:
+        for start in range(0, len(item_run_ids), 1000):
+            chunk = list(item_run_ids[start : start + 1000])
+            rows = session.execute(
+                select(ItemRun.id, Run.priority)
+                .join(Run, Run.id == ItemRun.run_id)
+                .where(ItemRun.id.in_(chunk))
+            )
+            priorities.update(
+                (item_run_id, MESSAGE_PRIORITY.get(priority, MESSAGE_PRIORITY["normal"]))
+                for item_run_id, priority in rows
+            )
+    return priorities
 
 
 class Dispatcher:
@@ -34,6 +63,7 @@ class Dispatcher:
         self, session_factory: sessionmaker[Session], item_run_ids: Sequence[int], actor: str
     ) -> int:
         """Publish one task message per item run, then mark them queued; return the count."""
+        priorities = message_priorities(session_factory, item_run_ids)
         with self.app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=3)
             # Declare the queue and its binding every time: after a Redis
@@ -43,7 +73,11 @@ class Dispatcher:
             producer = self.app.amqp.Producer(connection)
             for item_run_id in item_run_ids:
                 self.app.send_task(
-                    PROCESS_ITEM_TASK, args=[item_run_id], queue=self.queue, producer=producer
+                    PROCESS_ITEM_TASK,
+                    args=[item_run_id],
+                    queue=self.queue,
+                    producer=producer,
+                    priority=priorities.get(item_run_id, MESSAGE_PRIORITY["normal"]),
                 )
         mark_queued(session_factory, item_run_ids, actor)
         return len(item_run_ids)

@@ -1,6 +1,8 @@
 """Who holds an item, and whether that holder is still alive.
 
-A lease owner is recorded as ``role@host:pid``. When the holder is a process
+A lease owner is recorded as ``role@host:pid``, or ``role@host:pid/lane`` where
+one process works on several items at once (parallel sequences: a thread, a
+lane, per item; each lane holds its own leases). When the holder is a process
 on this very host and that process no longer exists (a worker child killed by
 the OOM killer or SIGKILL), its lease is dead now, not when it expires: the
 item can be taken over at once instead of after ``worker.lease_s``
@@ -19,6 +21,16 @@ def process_identity(role: str, host_name: str | None = None) -> str:
     return f"{role}@{host_name or socket.gethostname()}:{os.getpid()}"
 
 
+def lane_identity(process: str, lane: int) -> str:
+    """The identity of one of a process's concurrent lanes: ``role@host:pid/lane``.
+
+    Each lane needs its own: a lease held by this very identity counts as the
+    caller's own attempt resuming, so two lanes sharing one could both work on
+    a redelivered item.
+    """
+    return f"{process}/{lane}"
+
+
 def owner_is_dead(owner: str | None) -> bool:
     """True when ``owner`` names a process on this host that has exited.
 
@@ -27,7 +39,7 @@ def owner_is_dead(owner: str | None) -> bool:
     """
     if not owner or "@" not in owner or ":" not in owner:
         return False
-    host, _, pid_text = owner.partition("@")[2].rpartition(":")
+    host, _, pid_text = owner.partition("@")[2].partition("/")[0].rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)

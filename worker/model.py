@@ -20,13 +20,14 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from worker import capacity, constrained, errors, hashing
 from worker.config import ModelSettings
 from worker.prefix_cache import PrefixCache
+from worker.sequence_batcher import GenerationRequest, Sampling, SequenceBatcher
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class ModelInfo:
     n_ctx: int
     supports_vision: bool
     supports_audio: bool
+    # Versions of what ran it (llama-cpp-python, ggml, the grammar engine).
+    runtime: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,11 @@ def file_sha256(path: Path, cache_file: Path | None = None) -> str:
 class LocalModel:
     """A loaded GGUF that answers in JSON shaped by a schema.
 
-    Not thread-safe (neither is llama.cpp's context): one per process, used by
-    one task at a time, which is how the worker pool runs it.
+    One per process. With ``parallel_sequences`` 1, calls are serialised on
+    one llama.cpp context (a lock; the worker runs one item at a time). Above
+    1, text calls from any number of threads go to a
+    :class:`~worker.sequence_batcher.SequenceBatcher`, which decodes up to that
+    many together; calls with pictures still take the serial path.
     """
 
     def __init__(self, settings: ModelSettings, hash_cache_file: Path | None = None) -> None:
@@ -130,13 +136,23 @@ class LocalModel:
         model_path = resolve_model_path(settings)
         started = time.perf_counter()
         chat_handler = self._make_chat_handler(settings)
+        batched = settings.parallel_sequences > 1
+        if batched and settings.constraint_engine != "llguidance":
+            raise errors.ConfigurationError(
+                "parallel sequences mask each sequence's logits with llguidance; "
+                "set SIEVE_MODEL__CONSTRAINT_ENGINE=llguidance or SIEVE_MODEL__PARALLEL_SEQUENCES=1"
+            )
+        threads = settings.n_threads or capacity.machine_cores()
+        # With batching and no pictures, Llama's own context only tokenises:
+        # keep it small rather than hold a second full KV cache.
+        serial_context = settings.n_ctx if chat_handler is not None or not batched else 256
         try:
             with _quiet_native_output():
                 self._llama = llama_cpp.Llama(
                     model_path=str(model_path),
-                    n_ctx=settings.n_ctx,
-                    n_threads=settings.n_threads or capacity.machine_cores(),
-                    n_batch=settings.n_batch,
+                    n_ctx=serial_context,
+                    n_threads=threads,
+                    n_batch=min(settings.n_batch, serial_context),
                     n_gpu_layers=settings.n_gpu_layers,
                     seed=settings.seed,
                     chat_handler=chat_handler,
@@ -147,8 +163,20 @@ class LocalModel:
         supports_audio = self._open_projector(chat_handler, settings)
         self._lend_chat_template(chat_handler, settings)
         self._constraint = self._make_constraint_engine(settings)
-        # The multimodal handler evaluates prompts itself, bypassing both.
-        self._prefixes = PrefixCache(self._llama) if chat_handler is None else None
+        self._batcher = (
+            SequenceBatcher(
+                self._llama._model,
+                self._llama.context_params,
+                settings.parallel_sequences,
+                settings.n_ctx,
+                settings.n_batch,
+            )
+            if batched
+            else None
+        )
+        # The multimodal handler evaluates prompts itself, bypassing both; the
+        # batcher keeps each slot's cache, which does the same job.
+        self._prefixes = PrefixCache(self._llama) if chat_handler is None and not batched else None
         self._reused_prefix: int | None = None
         self._count_reused_prefix()
         self.info = ModelInfo(
@@ -156,9 +184,10 @@ class LocalModel:
             path=str(model_path),
             sha256=file_sha256(model_path, hash_cache_file),
             mmproj_path=str(settings.mmproj_path) if settings.mmproj_path else None,
-            n_ctx=self._llama.n_ctx(),
+            n_ctx=self._batcher.n_ctx if self._batcher else self._llama.n_ctx(),
             supports_vision=chat_handler is not None,
             supports_audio=supports_audio,
+            runtime=runtime_versions(settings.constraint_engine),
         )
         logger.info(
             "loaded model %s (%s) in %.1fs, n_ctx=%d",
@@ -251,6 +280,7 @@ class LocalModel:
             "max_output_tokens": self._settings.max_output_tokens,
             "constraint_engine": self._settings.constraint_engine,
             "n_ctx": self.info.n_ctx,
+            "parallel_sequences": self._settings.parallel_sequences,
         }
 
     @property
@@ -288,6 +318,7 @@ class LocalModel:
         schema: dict[str, Any],
         max_tokens: int,
         images: Sequence[str] = (),
+        deterministic: bool = False,
     ) -> Completion:
         """Ask the model for JSON matching ``schema``; validate it.
 
@@ -303,20 +334,27 @@ class LocalModel:
                 f"{len(images)} image(s) need a model that can see, and {self.info.name} "
                 "was loaded without a multimodal projector (set SIEVE_MODEL__MMPROJ_PATH)"
             )
+        if self._batcher is not None and not images and not deterministic:
+            return self._complete_batched(instructions, content, schema, max_tokens)
         decoding = constrained.decoding_arguments(self._constraint, schema)
         messages = build_chat_messages(instructions, content, images)
         started = time.perf_counter()
         prefix_key = instructions
+        # Deterministic: greedy, the fixed seed, and nothing evaluated for
+        # another call reused (a reused prefix was computed in other batches).
+        prefixes = None if deterministic else self._prefixes
         with self._lock:
             self._reused_prefix = None
-            if self._prefixes is not None:
-                self._prefixes.before_call(prefix_key)
+            if deterministic:
+                self._llama.reset()
+            elif prefixes is not None:
+                prefixes.before_call(prefix_key)
             try:
                 response = self._llama.create_chat_completion(
                     messages=messages,
                     **decoding,
                     max_tokens=max_tokens,
-                    temperature=self._settings.temperature,
+                    temperature=0.0 if deterministic else self._settings.temperature,
                     top_p=self._settings.top_p,
                     repeat_penalty=self._settings.repeat_penalty,
                     seed=self._settings.seed,
@@ -326,27 +364,15 @@ class LocalModel:
                 raise errors.ModelError(f"the model rejected the request: {exc}") from exc
             usage = response.get("usage", {})
             prompt_tokens = int(usage.get("prompt_tokens", 0))
-            if self._prefixes is not None:
-                self._prefixes.after_call(prefix_key, prompt_tokens)
+            if prefixes is not None:
+                prefixes.after_call(prefix_key, prompt_tokens)
             reused = self._reused_prefix
         seconds = time.perf_counter() - started
         choice = response["choices"][0]
         text = choice["message"]["content"] or ""
-        if choice.get("finish_reason") == "length":
-            raise errors.ModelOutputInvalidError(
-                f"the model's answer was cut at {max_tokens} tokens before the JSON closed"
-            )
-        try:
-            # strict=False: the grammar admits raw control characters (a newline)
-            # inside strings; what is stored is re-serialised, valid JSON.
-            output = json.loads(text, strict=False)
-        except json.JSONDecodeError as exc:
-            raise errors.ModelOutputInvalidError(f"the model's answer is not JSON: {exc}") from exc
-        if not isinstance(output, dict):
-            raise errors.ModelOutputInvalidError("the model's answer is not a JSON object")
         return Completion(
             text=text,
-            output=output,
+            output=parse_answer(text, choice.get("finish_reason"), max_tokens),
             prompt_tokens=prompt_tokens,
             completion_tokens=int(usage.get("completion_tokens", 0)),
             seconds=seconds,
@@ -355,9 +381,134 @@ class LocalModel:
             ),
         )
 
+    def _complete_batched(
+        self, instructions: str, content: str, schema: dict[str, Any], max_tokens: int
+    ) -> Completion:
+        """``complete_json`` for a text call, decoded alongside other threads' calls."""
+        assert self._batcher is not None and isinstance(
+            self._constraint, constrained.TokenMaskEngine
+        )
+        prompt, stop = self._chat_prompt(build_chat_messages(instructions, content))
+        started = time.perf_counter()
+        generation = self._batcher.generate(
+            GenerationRequest(
+                prompt=prompt,
+                max_tokens=max_tokens,
+                sampling=Sampling(
+                    temperature=self._settings.temperature,
+                    top_p=self._settings.top_p,
+                    repeat_penalty=self._settings.repeat_penalty,
+                    seed=self._settings.seed,
+                ),
+                mask=self._constraint.schema_mask(schema),
+                stop=stop,
+            )
+        )
+        return Completion(
+            text=generation.text,
+            output=parse_answer(generation.text, generation.finish_reason, max_tokens),
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            seconds=time.perf_counter() - started,
+            evaluated_prompt_tokens=generation.evaluated_prompt_tokens,
+        )
+
+    def most_sequences_in_flight(self) -> int:
+        """The most calls this model has decoded together (1 without a batcher)."""
+        return self._batcher.most_in_flight if self._batcher is not None else 1
+
+    def _chat_prompt(self, messages: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
+        """The prompt tokens and stop strings ``create_chat_completion`` would use.
+
+        The model's own chat handler renders them (the GGUF's template, or
+        llama-cpp-python's fallback format) against a stand-in that records
+        what it would have generated from, so both paths send the same prompt.
+        """
+        from llama_cpp import llama_chat_format
+
+        llama = self._llama
+        handler = llama._chat_handlers.get(
+            llama.chat_format
+        ) or llama_chat_format.get_chat_completion_handler(llama.chat_format)
+        capture = _PromptCapture(llama)
+        try:
+            handler(llama=capture, messages=messages)
+        except _PromptCaptured as captured:
+            return captured.prompt, captured.stop
+        raise errors.ModelError("the chat handler produced no prompt")  # pragma: no cover
+
     def close(self) -> None:
         """Free the model's memory now rather than at garbage collection."""
+        if self._batcher is not None:
+            self._batcher.close()
         self._llama.close()
+
+
+class _PromptCaptured(Exception):
+    """Raised by :class:`_PromptCapture` to carry the rendered prompt out of a chat handler."""
+
+    def __init__(self, prompt: list[int], stop: list[str]) -> None:
+        super().__init__("prompt captured")
+        self.prompt = prompt
+        self.stop = stop
+
+
+class _PromptCapture:
+    """Stands in for ``Llama`` inside its chat handler: tokenises, then stops."""
+
+    verbose = False
+
+    def __init__(self, llama: Any) -> None:
+        self._llama = llama
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return list(self._llama.tokenize(text, add_bos=add_bos, special=special))
+
+    def create_completion(self, prompt: list[int], stop: Any = None, **_: Any) -> None:
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        raise _PromptCaptured(list(prompt), stops)
+
+
+def parse_answer(text: str, finish_reason: str | None, max_tokens: int) -> dict[str, Any]:
+    """The JSON object in a model's answer, or the error saying why there is none."""
+    if finish_reason == "length":
+        raise errors.ModelOutputInvalidError(
+            f"the model's answer was cut at {max_tokens} tokens before the JSON closed"
+        )
+    try:
+        # strict=False: the grammar admits raw control characters (a newline)
+        # inside strings; what is stored is re-serialised, valid JSON.
+        output = json.loads(text, strict=False)
+    except json.JSONDecodeError as exc:
+        raise errors.ModelOutputInvalidError(f"the model's answer is not JSON: {exc}") from exc
+    if not isinstance(output, dict):
+        raise errors.ModelOutputInvalidError("the model's answer is not a JSON object")
+    return output
+
+
+def runtime_versions(constraint_engine: str) -> dict[str, str]:
+    """The versions that decide what a model call produces, for each result's provenance.
+
+    ggml's own version and commit come from the library llama-cpp-python
+    loaded (the llama.cpp it vendors), not from the Python package.
+    """
+    import ctypes
+
+    import llama_cpp
+
+    versions = {"llama_cpp_python": llama_cpp.__version__, "constraint_engine": constraint_engine}
+    library = Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"
+    with contextlib.suppress(OSError, AttributeError):
+        ggml = ctypes.CDLL(str(library))
+        for name in ("ggml_version", "ggml_commit"):
+            function = getattr(ggml, name)
+            function.restype = ctypes.c_char_p
+            versions[name] = function().decode("ascii", "replace")
+    if constraint_engine == "llguidance":
+        from importlib.metadata import version
+
+        versions["llguidance"] = version("llguidance")
+    return versions
 
 
 def chat_handler_class(model_path: Path) -> Any:

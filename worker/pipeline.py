@@ -10,6 +10,8 @@ process an item twice nor overwrite another worker's result.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import time
 import traceback
@@ -33,7 +35,7 @@ from db.models import (
     RunState,
     StoredSegment,
 )
-from db.session import transaction
+from db.session import NO_KEY_UPDATE, transaction
 from worker import analysis as analysis_module
 from worker import errors, item_states, leases, media_types, sandbox, task_specs, windowing
 from worker.config import WorkerConfig
@@ -142,7 +144,7 @@ def _attempt(context: PipelineContext, claim: Claim, heartbeat: LeaseHeartbeat) 
     try:
         with errors.database_errors_mapped():
             prepared = _extract(context, claim, timings, heartbeat)
-            task = _task_for_run(context, claim.run_id)
+            task, deterministic = _task_for_run(context, claim.run_id)
             started = time.perf_counter()
             result = analysis_module.analyse_document(
                 context.model,
@@ -152,6 +154,7 @@ def _attempt(context: PipelineContext, claim: Claim, heartbeat: LeaseHeartbeat) 
                 context.config.model.max_output_tokens,
                 heartbeat=heartbeat.check,
                 max_images_per_call=context.config.model.max_images_per_call,
+                deterministic=deterministic,
             )
             timings.mark("analyse_seconds", started)
             inputs = prepared.inputs | {"pictures_sent": result.images_sent}
@@ -209,7 +212,7 @@ def _claim(
                 item_run.lease_owner,
                 "lease expired" if not lease_live else "process gone",
             )
-        run = session.get(Run, item_run.run_id, with_for_update=True)
+        run = session.get(Run, item_run.run_id, with_for_update=NO_KEY_UPDATE)
         assert run is not None
         if run.state == RunState.cancelled:
             return None
@@ -221,6 +224,17 @@ def _claim(
             and item_run.lease_expires_at is not None
             and item_run.lease_expires_at > now
         )
+        held = None if resuming else _reason_to_hold(context, run)
+        if held is not None:
+            # Not this worker's to do now: back to pending, with the reason in
+            # the trail; ``sieve unpause`` (or the sweep, for another model's
+            # worker) publishes it again. The message is acknowledged.
+            if item_run.state != ItemState.pending:
+                item_states.transition(
+                    session, item_run, ItemState.pending, context.worker_id, held
+                )
+            logger.info("item run %s held: %s", item_run_id, held)
+            return None
         if not resuming and item_run.attempts >= context.config.worker.max_attempts:
             exhausted = _retries_exhausted(item_run)
             item_states.transition(
@@ -250,6 +264,16 @@ def _claim(
         )
         item = item_run.item
         return Claim(item_run.id, run.id, run.job_id, item.id, item_run.attempts, item.sha256)
+
+
+def _reason_to_hold(context: PipelineContext, run: Run) -> str | None:
+    """Why this worker must not start an item of ``run`` now; None when it may."""
+    if run.job.paused_at is not None:
+        return "job paused"
+    loaded = context.model.info.name
+    if run.model_name != loaded:
+        return f"the run asks for model {run.model_name}; this worker serves {loaded}"
+    return None
 
 
 def end_attempt_after_database_errors(
@@ -447,7 +471,7 @@ def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extrac
         # Say so on the item: the stored text differs from the file's by these characters.
         metadata = metadata | {"unstorable_characters_replaced": replaced}
     with transaction(context.session_factory) as session:
-        item = session.get(Item, claim.item_id, with_for_update=True)
+        item = session.get(Item, claim.item_id, with_for_update=NO_KEY_UPDATE)
         assert item is not None
         if item.extractor is not None:
             return  # another worker stored the same extraction first
@@ -512,7 +536,8 @@ def _storable_segments(extraction: Extraction) -> tuple[list[Any], int]:
 # --- analyse ------------------------------------------------------------------
 
 
-def _task_for_run(context: PipelineContext, run_id: int) -> task_specs.TaskSpec:
+def _task_for_run(context: PipelineContext, run_id: int) -> tuple[task_specs.TaskSpec, bool]:
+    """The run's task, checked against this worker's, and whether the run is deterministic."""
     with context.session_factory() as session:
         run = session.get(Run, run_id)
         assert run is not None
@@ -522,7 +547,7 @@ def _task_for_run(context: PipelineContext, run_id: int) -> task_specs.TaskSpec:
                 f"this worker's {run.task_name} task (prompt hash {task.prompt_hash[:12]}) "
                 f"differs from the run's ({run.prompt_hash[:12]}); upgrade the worker"
             )
-        return task
+        return task, run.deterministic
 
 
 # --- store --------------------------------------------------------------------
@@ -532,7 +557,7 @@ def _lock_leased_item_run(session: Session, context: PipelineContext, claim: Cla
     # Lock the run first, then the item run: every finishing transaction takes
     # the same locks in the same order, and the run lock serialises the
     # "was this the last item?" check.
-    session.get(Run, claim.run_id, with_for_update=True)
+    session.get(Run, claim.run_id, with_for_update=NO_KEY_UPDATE)
     item_run = session.get(ItemRun, claim.item_run_id, with_for_update=True)
     assert item_run is not None
     if item_run.state != ItemState.running or item_run.lease_owner != context.worker_id:
@@ -541,6 +566,12 @@ def _lock_leased_item_run(session: Session, context: PipelineContext, claim: Cla
             f"held by {item_run.lease_owner or 'nobody'}"
         )
     return item_run
+
+
+def output_sha256(output: dict[str, Any]) -> str:
+    """SHA-256 of an answer's canonical JSON (sorted keys, no spaces): equal answers, equal hash."""
+    canonical = json.dumps(output, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _store_result(
@@ -560,6 +591,7 @@ def _store_result(
             run_id=claim.run_id,
             item_id=claim.item_id,
             output=analysed.output,
+            output_sha256=output_sha256(analysed.output),
             citations=analysed.citations,
             partials=analysed.partials,
             input_sha256=claim.sha256,
@@ -569,6 +601,7 @@ def _store_result(
             task_version=task.version,
             prompt_hash=task.prompt_hash,
             sampling=model.sampling,
+            runtime=model.info.runtime,
             seed=model.seed,
             prompt_tokens=analysed.prompt_tokens,
             completion_tokens=analysed.completion_tokens,

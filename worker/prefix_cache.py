@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,7 @@ class PrefixCache:
         if entry is None:
             self._remember(task_key, _TaskPrefix(last_prompt=prompt))
             return
-        shared = _common_prefix_length(entry.last_prompt, prompt)
+        shared = common_prefix_length(entry.last_prompt, prompt)
         entry.last_prompt = prompt
         if shared < MIN_PREFIX_TOKENS or (entry.tokens is not None and shared >= len(entry.tokens)):
             return
@@ -120,7 +121,8 @@ class PrefixCache:
         self._llama._requires_eval = True
 
 
-def _common_prefix_length(first: list[int], second: list[int]) -> int:
+def common_prefix_length(first: Sequence[int], second: Sequence[int]) -> int:
+    """How many leading tokens ``first`` and ``second`` have in common."""
     length = 0
     for a, b in zip(first, second, strict=False):
         if a != b:

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from db import audit
 from db.base import utcnow
-from db.models import FINAL_ITEM_STATES, ItemRun, ItemState, Run, RunState
-from db.session import transaction
-from worker import item_states, leases
+from db.models import FINAL_ITEM_STATES, ItemRun, ItemState, Job, Run, RunState
+from db.session import NO_KEY_UPDATE, transaction
+from worker import errors, item_states, leases
 from worker.dispatch import Dispatcher
 
 logger = logging.getLogger(__name__)
@@ -111,8 +111,11 @@ def _reset_stalled(
         query = (
             select(ItemRun)
             .join(Run, Run.id == ItemRun.run_id)
+            .join(Job, Job.id == Run.job_id)
             .where(
                 Run.state.in_(ACTIVE_RUN_STATES),
+                # A paused job's items wait for ``sieve unpause``, which re-drives them.
+                Job.paused_at.is_(None),
                 or_(
                     ItemRun.state.in_(waiting_states) & (ItemRun.updated_at <= grace_cutoff),
                     ItemRun.state == ItemState.running,
@@ -179,7 +182,7 @@ def cancel_job(session_factory: sessionmaker[Session], job_id: int, actor: str) 
             select(Run)
             .where(Run.job_id == job_id, Run.state.in_(ACTIVE_RUN_STATES))
             .order_by(Run.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         ).all()
         for run in runs:
             unfinished = session.scalars(
@@ -208,3 +211,26 @@ def cancel_job(session_factory: sessionmaker[Session], job_id: int, actor: str) 
             )
             runs_cancelled.append(run.id)
     return CancelReport(job_id, runs_cancelled, items_cancelled, items_running)
+
+
+def set_job_paused(
+    session_factory: sessionmaker[Session], job_id: int, actor: str, paused: bool
+) -> bool:
+    """Pause or unpause a job; return False when it already was so (nothing recorded).
+
+    While paused, workers start none of its items: one whose message arrives
+    goes back to ``pending`` (:func:`worker.pipeline._claim`) and the sweep
+    leaves it there. Items already running finish. After unpausing, the
+    caller re-drives the job's waiting items with :func:`resume`.
+    """
+    with transaction(session_factory) as session:
+        job = session.get(Job, job_id, with_for_update=NO_KEY_UPDATE)
+        if job is None:
+            raise errors.NotFoundError(f"no job with id {job_id}")
+        if (job.paused_at is not None) == paused:
+            return False
+        job.paused_at = utcnow() if paused else None
+        audit.append_event(
+            session, audit.EventDraft("job.paused" if paused else "job.unpaused", actor, job_id)
+        )
+        return True

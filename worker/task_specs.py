@@ -203,7 +203,13 @@ def build_task(name: str, options: dict[str, Any], max_text_chars: int) -> TaskS
     spec = builder(options, max_text_chars)
     # The bound options carry everything needed to rebuild the same task in a
     # worker (see task_for_run), so a run's prompt hash can be checked there.
-    return dataclasses.replace(spec, options={**spec.options, "max_text_chars": max_text_chars})
+    bound = {**spec.options, "max_text_chars": max_text_chars}
+    if "version" in options:
+        # A re-run that changes a task's prompt, schema or labels records it as
+        # the task's next version (jobs/reruns.py); the version is in the hash.
+        bound["version"] = str(options["version"])
+        return dataclasses.replace(spec, version=bound["version"], options=bound)
+    return dataclasses.replace(spec, options=bound)
 
 
 def task_for_run(name: str, stored_options: dict[str, Any]) -> TaskSpec:

@@ -4,11 +4,17 @@ The model and the database engine are created once per worker *child*
 process, after the fork (a model or a connection pool must never be shared
 across fork), by the ``worker_process_init`` handler registered below. The
 worker's main process runs the recovery sweep once the pool is up.
+
+With ``model.parallel_sequences`` above 1 there is no fork: one process runs
+Celery's thread pool, a thread (a *lane*) per item in flight, all sharing the
+one model, whose batcher decodes their calls together. Each lane has its own
+identity (``worker@host:pid/lane``) on the leases it takes.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
@@ -19,6 +25,7 @@ from worker import errors, leases
 from worker.celery_app import PROCESS_ITEM_TASK
 from worker.config import WorkerConfig
 from worker.dispatch import Dispatcher
+from worker.lanes import LaneContexts
 from worker.model import load_process_model
 from worker.pipeline import (
     ItemOutcome,
@@ -30,15 +37,36 @@ from worker.pipeline import (
 logger = logging.getLogger(__name__)
 
 
+def runs_lanes(config: WorkerConfig) -> bool:
+    """Whether this worker serves several items at once from one model process."""
+    return config.model.parallel_sequences > 1
+
+
 class WorkerProcess:
     """This process's pipeline context, built on first use (once per child)."""
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self._context: PipelineContext | None = None
+        self._loading = threading.Lock()
+        self._lanes: LaneContexts | None = None
 
     def context(self) -> PipelineContext:
+        """This thread's context: the process's, under the thread's lane identity."""
+        shared = self.process_context()
+        if not runs_lanes(self.config):
+            return shared
+        with self._loading:
+            if self._lanes is None:
+                self._lanes = LaneContexts(shared)
+        return self._lanes.for_this_thread()
+
+    def process_context(self) -> PipelineContext:
         """Load the model and open the database for this process (once)."""
+        with self._loading:
+            return self._load()
+
+    def _load(self) -> PipelineContext:
         if self._context is None:
             config = self.config
             model = load_process_model(config.model, config.data_dir / "model-hashes.json")
@@ -79,6 +107,8 @@ def _record_worker_start(context: PipelineContext) -> None:
                     # the chat handlers pass no audio even where the projector could.
                     "modalities": ["text"] + (["image"] if info.supports_vision else []),
                     "projector_hears_audio": info.supports_audio,
+                    # Items served at once by this process's one model.
+                    "parallel_sequences": context.config.model.parallel_sequences,
                 },
             ),
         )
@@ -88,8 +118,8 @@ def register_worker_tasks(app: Celery, config: WorkerConfig) -> WorkerProcess:
     """Add Sieve's task and its process hooks to ``app``; return the per-process holder."""
     process = WorkerProcess(config)
 
-    def load_model_in_child(**_: object) -> None:
-        process.context()
+    def load_model(**_: object) -> None:
+        process.process_context()
 
     def start_recovery_sweep(**_: object) -> None:
         # In the main process, once the pool is up: re-drive what the broker
@@ -99,7 +129,10 @@ def register_worker_tasks(app: Celery, config: WorkerConfig) -> WorkerProcess:
         start_sweeper(config, Dispatcher(app, config.worker.queue))
 
     # weak=False: these closures have no other reference and must outlive this call.
-    signals.worker_process_init.connect(load_model_in_child, weak=False)
+    # Lanes run in the worker's own process, so the model loads there, before
+    # the first message; prefork children load theirs after the fork.
+    load_signal = signals.worker_init if runs_lanes(config) else signals.worker_process_init
+    load_signal.connect(load_model, weak=False)
     signals.worker_ready.connect(start_recovery_sweep, weak=False)
 
     @app.task(name=PROCESS_ITEM_TASK, bind=True, max_retries=None)

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,12 +68,17 @@ def running_worker(env: dict[str, str], log_path: Path) -> Iterator[WorkerProces
 
 
 def start_worker(
-    env: dict[str, str], log_path: Path, concurrency: int = 1, ready_timeout: float = 180
+    env: dict[str, str],
+    log_path: Path,
+    concurrency: int = 1,
+    ready_timeout: float = 180,
+    extra_args: Sequence[str] = (),
 ) -> WorkerProcess:
     """Start ``sieve worker`` and wait until its child has loaded the model."""
+    command = [SIEVE, "worker", "--concurrency", str(concurrency), "--loglevel", "INFO"]
     with log_path.open("wb") as log_file:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            [SIEVE, "worker", "--concurrency", str(concurrency), "--loglevel", "INFO"],
+            [*command, *extra_args],
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -100,6 +100,8 @@ def test_classify_answers_with_one_of_the_given_labels(good_folder: Path, tmp_pa
         (["run", "{folder}", "--task", "extract"], "--schema"),
         (["run", "/no/such/folder"], "does not exist"),
         (["status", "42"], "no job with id 42"),
+        (["worker", "--sequences", "2", "--concurrency", "2"], "one model process"),
+        (["worker", "--sequences", "0"], "--sequences"),
     ],
 )
 def test_usage_errors_exit_two_with_a_clear_message(
@@ -116,7 +118,7 @@ def test_db_upgrade_and_current_report_the_newest_revision(tmp_path: Path) -> No
     data = tmp_path / "data"
     assert sieve(["db", "current"], data).stdout.strip() == "empty"
     assert sieve(["db", "upgrade"], data).returncode == 0
-    assert sieve(["db", "current"], data).stdout.strip() == "0003"
+    assert sieve(["db", "current"], data).stdout.strip() == "0004"
 
 
 def test_a_worker_with_more_processes_than_memory_holds_refuses_to_start(tmp_path: Path) -> None:
@@ -133,3 +135,30 @@ def test_a_worker_with_more_processes_than_memory_holds_refuses_to_start(tmp_pat
     assert refused.returncode == 2, refused.stderr
     assert f"{too_many} model process(es) need" in refused.stderr
     assert "fit at n_ctx=2048" in refused.stderr
+
+
+def test_an_embedded_rerun_runs_in_process_and_is_listed_diffed_and_reported(
+    good_folder: Path, tmp_path: Path
+) -> None:
+    """On the embedded default a re-run needs no broker: it runs in the command itself."""
+    from worker.model import bundled_model_path
+
+    data = tmp_path / "data"
+    pdfgen.make_corrupt_pdf(good_folder / "broken.pdf")
+    first = sieve(["run", str(good_folder), "--task", "summarize"], data)
+    assert first.returncode == 1  # one item failed
+    again = sieve(["rerun", "1", "--failed-only"], data)
+    assert again.returncode == 1, again.stderr  # completed here, and the item failed again
+    assert "1 of 2 item(s) selected from run 1" in again.stderr
+    assert "0 of 1 item(s) done" in again.stderr  # still broken, and processed here
+    model = str(bundled_model_path())
+    options = ["--run", "1", "--where", "state = done", "--model", model, "--deterministic"]
+    first_id = int(sieve(["rerun", "1", *options], data).stdout.split()[-1])
+    second_id = int(sieve(["rerun", "1", *options], data).stdout.split()[-1])
+    listing = sieve(["runs", "1"], data).stdout.splitlines()
+    assert [line.split("\t")[0] for line in listing] == ["1", "2", str(first_id), str(second_id)]
+    assert "deterministic" in listing[-1] and "rerun-of=#1" in listing[-1]
+    compared = sieve(["diff", str(first_id), str(second_id)], data)
+    assert "unchanged=1 changed=0" in compared.stderr
+    report = sieve(["report", "1"], data)
+    assert report.returncode == 0 and report.stderr.strip().endswith("= 2: ok")

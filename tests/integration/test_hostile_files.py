@@ -156,3 +156,28 @@ def test_status_groups_the_failures_by_code(
     )
     rows = [json.loads(line) for line in results.stdout.splitlines()]
     assert len(rows) == len(corpus_run["cases"])
+
+
+def test_the_report_accounts_for_every_hostile_path_exactly_once(
+    corpus_run: dict[str, Any], hostile_env: dict[str, str]
+) -> None:
+    job = str(corpus_run["corpus_job"])
+    report = run_sieve(["report", job, "--format", "jsonl"], hostile_env)
+    assert report.returncode == 0, report.stderr
+    rows = [json.loads(line) for line in report.stdout.splitlines()]
+    submitted = [row for row in rows if not row["category"].startswith("expanded from archive")]
+    assert len(submitted) == len(corpus_run["cases"])
+    assert len({row["path"] for row in submitted}) == len(submitted)
+    results = run_sieve(["results", job, "--format", "jsonl"], hostile_env)
+    by_path = {row["path"]: row for row in map(json.loads, results.stdout.splitlines())}
+    for row in submitted:
+        result = by_path[row["path"]]
+        expected = "duplicate" if result["duplicate"] else result["state"]
+        assert row["category"] == {"done": "processed"}.get(expected, expected), row
+    check = report.stderr.strip().splitlines()[-1]
+    assert check.startswith(f"check: {len(submitted)} submitted paths = ")
+    assert check.endswith(f"= {len(submitted)}: ok")
+    assert "by error code:" in report.stderr
+    table = run_sieve(["report", job, "--format", "csv"], hostile_env)
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[0] == "path,category,item_id,error_code,detail"

@@ -131,3 +131,29 @@ def test_size_worker_hands_the_children_their_threads(small_gguf: Path) -> None:
     assert sized.worker.concurrency == 2
     with pytest.raises(errors.ConfigurationError, match="need"):
         capacity.size_worker(config, 2, memory=GIB, cores=4)
+
+
+def test_parallel_sequences_hold_a_kv_cache_each_and_a_small_tokenising_context(
+    small_gguf: Path,
+) -> None:
+    shape = capacity.ModelShape.from_gguf(small_gguf)
+    serial = capacity.model_footprint(small_gguf, ModelSettings(n_ctx=4096, n_batch=512))
+    batched = capacity.model_footprint(
+        small_gguf, ModelSettings(n_ctx=4096, n_batch=512, parallel_sequences=4)
+    )
+    assert serial.kv_cache == shape.kv_cache_bytes(4096)
+    assert batched.kv_cache == shape.kv_cache_bytes(4 * 4096 + capacity.TOKENISING_CONTEXT)
+    assert batched.compute == shape.compute_bytes(512) + shape.compute_bytes(256)
+
+
+def test_a_refusal_with_parallel_sequences_counts_their_contexts(small_gguf: Path) -> None:
+    settings = ModelSettings(path=small_gguf, n_ctx=1 << 16, parallel_sequences=4)
+    fits_at_2048 = capacity.model_footprint(
+        small_gguf, settings.model_copy(update={"n_ctx": 2048})
+    ).total
+    with pytest.raises(errors.ConfigurationError) as refused:
+        capacity.check_processes_fit(
+            small_gguf, settings, 1, capacity.SYSTEM_RESERVE_BYTES + fits_at_2048
+        )
+    assert "x 4 sequences" in refused.value.message
+    assert "1 fit at n_ctx=2048" in refused.value.message

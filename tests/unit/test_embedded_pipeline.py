@@ -436,3 +436,37 @@ def test_pages_that_repeat_an_earlier_page_word_for_word_are_not_sent(tmp_path: 
     sent = " ".join(call["content"] for call in env.model.calls)
     assert sent.count("confidential and may be privileged") == 1
     assert "--- page 4 ---" not in sent and "--- page 5 ---" not in sent
+
+
+# --- lanes: several items at once in one process -----------------------------
+
+
+def test_with_parallel_sequences_items_run_at_once_each_lane_under_its_own_identity(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    lanes = 3
+    # The first three calls wait for each other: they only all get through if
+    # three items really are in the model at the same time.
+    together = threading.Barrier(lanes, timeout=20)
+    model = FakeModel(script=dict.fromkeys(range(1, lanes + 1), together.wait))
+    env = next(make_embedded(tmp_path, model))
+    config = env.settings.model_copy(
+        update={"model": env.settings.model.model_copy(update={"parallel_sequences": lanes})}
+    )
+    folder = tmp_path / "letters"
+    folder.mkdir()
+    for n in range(5):
+        (folder / f"letter-{n}.txt").write_text(f"Letter {n}: the shipment of {n} crates.\n")
+    submission = _submit(env, folder)
+    outcomes = embedded.run_item_runs(replace(env.context, config=config), submission.item_run_ids)
+    assert [outcome.item_run_id for outcome in outcomes] == submission.item_run_ids
+    assert {outcome.state for outcome in outcomes} == {ItemState.done}
+    with env.session_factory() as session:
+        actors = set(
+            session.scalars(select(AuditEvent.actor).where(AuditEvent.action == "result.stored"))
+        )
+    assert len(actors) == lanes
+    assert all(actor.startswith("test-worker@host:1/") for actor in actors)
+    assert _chain_intact(env, submission.job_id)

@@ -46,3 +46,11 @@ def test_other_hosts_and_unparseable_owners_are_left_to_the_expiry_time() -> Non
     assert leases.owner_is_dead(f"worker@not-{socket.gethostname()}:{_exited_pid()}") is False
     for owner in (None, "", "thief", "thief@host", f"x@{socket.gethostname()}:abc"):
         assert leases.owner_is_dead(owner) is False
+
+
+def test_a_lane_of_an_exited_process_is_dead_and_a_lane_of_this_one_is_not() -> None:
+    host = socket.gethostname()
+    assert leases.owner_is_dead(leases.lane_identity(f"worker@{host}:{_exited_pid()}", 3))
+    this_lane = leases.lane_identity(leases.process_identity("worker"), 2)
+    assert this_lane.endswith("/2")
+    assert leases.owner_is_dead(this_lane) is False

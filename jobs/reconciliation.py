@@ -1,0 +1,154 @@
+"""``sieve report JOB``: every submitted path accounted for exactly once.
+
+A production or a review is only defensible when nothing fell through: each
+path the user submitted is in exactly one category for the run reported on:
+
+``processed``      its item has a result
+``duplicate``      the same content as an earlier path (the item it duplicates is named)
+``failed``         its item stopped with an error code and message
+``unsupported``    no extractor or model capability for it
+``cancelled``      the run was cancelled before it was processed
+``unfinished``     still pending, queued or running
+``not_in_run``     a re-run that did not select it
+
+Files found inside archives are listed too, as ``expanded from archive``
+rows under the archive they came from; they are not submitted paths and are
+not counted in the check. The check line compares the submitted paths (the
+job's recorded file count, and its sources) with the sum of the categories.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from db.models import Item, ItemRun, ItemSource, ItemState, Job
+from jobs.status import resolve_run
+from worker import errors
+
+CATEGORIES = (
+    "processed",
+    "duplicate",
+    "failed",
+    "unsupported",
+    "cancelled",
+    "unfinished",
+    "not_in_run",
+)
+_BY_STATE = {
+    ItemState.done: "processed",
+    ItemState.failed: "failed",
+    ItemState.unsupported: "unsupported",
+    ItemState.cancelled: "cancelled",
+    ItemState.pending: "unfinished",
+    ItemState.queued: "unfinished",
+    ItemState.running: "unfinished",
+}
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One submitted path (or one archive member) and where it ended up."""
+
+    path: str
+    category: str
+    item_id: int | None
+    error_code: str | None = None
+    detail: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "category": self.category,
+            "item_id": self.item_id,
+            "error_code": self.error_code,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Report:
+    """The reconciliation of one run of a job."""
+
+    job_id: int
+    run_number: int
+    submitted: int  # the job's recorded file count
+    rows: list[ReportRow] = field(default_factory=list)  # one per submitted path
+    members: list[ReportRow] = field(default_factory=list)  # found inside archives
+
+    def counts(self) -> dict[str, int]:
+        counted = Counter(row.category for row in self.rows)
+        return {category: counted.get(category, 0) for category in CATEGORIES}
+
+    def error_codes(self) -> dict[str, int]:
+        return dict(sorted(Counter(row.error_code for row in self.rows if row.error_code).items()))
+
+    @property
+    def balanced(self) -> bool:
+        """Every submitted path in exactly one category, and no path twice."""
+        paths = [row.path for row in self.rows]
+        return (
+            len(paths) == len(set(paths)) == self.submitted
+            and sum(self.counts().values()) == self.submitted
+        )
+
+    def check_line(self) -> str:
+        counts = self.counts()
+        terms = " + ".join(f"{counts[category]} {category}" for category in CATEGORIES)
+        verdict = "ok" if self.balanced else "MISMATCH"
+        return (
+            f"check: {self.submitted} submitted paths = {terms} = {sum(counts.values())}: {verdict}"
+        )
+
+
+def build_report(session: Session, job_id: int, run_number: int | None = None) -> Report:
+    """Account for every path submitted to ``job_id`` in run ``run_number`` (default: latest)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise errors.NotFoundError(f"no job with id {job_id}")
+    run = resolve_run(session, job_id, run_number)
+    report = Report(job_id, run.number, job.file_count)
+    sources = session.execute(
+        select(ItemSource.path, Item, ItemRun)
+        .join(Item, Item.id == ItemSource.item_id)
+        .outerjoin(ItemRun, and_(ItemRun.item_id == Item.id, ItemRun.run_id == run.id))
+        .where(ItemSource.job_id == job_id)
+        .order_by(ItemSource.id)
+    )
+    for path, item, item_run in sources:
+        report.rows.append(_row(path, item, item_run))
+        if path == item.path:
+            report.members.extend(_member_rows(item))
+    return report
+
+
+def _row(path: str, item: Item, item_run: ItemRun | None) -> ReportRow:
+    if path != item.path:
+        return ReportRow(
+            path, "duplicate", item.id, detail=f"duplicate of item {item.id} ({item.path})"
+        )
+    if item_run is None:
+        return ReportRow(path, "not_in_run", item.id)
+    category = _BY_STATE[item_run.state]
+    detail = item_run.error_message or ("" if category == "processed" else item_run.state.value)
+    return ReportRow(path, category, item.id, item_run.error_code, detail)
+
+
+def _member_rows(item: Item) -> list[ReportRow]:
+    """The files an archive item held, as its extraction recorded them."""
+    members = (item.doc_metadata or {}).get("members") or []
+    return [
+        ReportRow(
+            f"{item.path}!{member.get('path')}",
+            f"expanded from archive {item.path}",
+            item.id,
+            member.get("error_code"),
+            member.get("error") or member.get("state", ""),
+        )
+        for member in members
+        if isinstance(member, dict)
+    ]
