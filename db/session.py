@@ -31,7 +31,7 @@ def make_engine(url: str, **engine_options: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **engine_options)
         event.listen(engine, "connect", _configure_sqlite_connection)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
         return engine
     if "poolclass" not in engine_options:
         engine_options = {"pool_size": 5, "max_overflow": 5, **engine_options}
@@ -48,16 +48,22 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(connection: Any) -> None:
-    """Start every SQLite transaction holding the write lock.
+# The execution option :func:`transaction` sets: its SQLite transaction takes the write lock.
+WRITE_LOCK_OPTION = "sieve_write_lock"
+
+
+def _begin(connection: Any) -> None:
+    """Start an SQLite transaction; a unit of work (:func:`transaction`) holding the write lock.
 
     A deferred transaction that reads (an item's row, the audit chain's head)
     and then writes fails with "database is locked" at once, without waiting,
     when another connection wrote in between; lanes (several items at once in
     one ``sieve run``) do exactly that. Taking the lock at BEGIN makes writers
-    queue for it instead, within the busy timeout.
+    queue for it instead, within the busy timeout. Read-only sessions begin
+    deferred, so a reader (``sieve results | less``) never holds writers back.
     """
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    immediate = connection.get_execution_options().get(WRITE_LOCK_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -87,4 +93,5 @@ def _clean_rows_before_flush(session: Session, _context: Any, _instances: Any) -
 def transaction(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
     with session_factory() as session, session.begin():
+        session.connection(execution_options={WRITE_LOCK_OPTION: True})
         yield session

@@ -95,14 +95,16 @@ def rerun(
     """Re-run a job from the database: all items, failed ones, or a filter; print the run id."""
     settings = commands.load_settings()
     parsed_filter = item_filter.parse(where) if where is not None else None
-    new_task = None
-    if task is not None or labels or schema or prompt:
-        new_task = commands.task_from_options(settings, task or "summarize", labels, schema, prompt)
     engine, session_factory = commands.open_database(settings)
     try:
         with session_factory() as session:
             base = status_module.resolve_run(session, job_id, run_number)
             model = _rerun_model(settings, base.model_settings, model_path)
+        new_task = None
+        if task is not None or labels or schema or prompt:
+            # --labels alone re-words the run's own task (classify), not a default one.
+            name = task or base.task_name
+            new_task = commands.task_from_options(settings, name, labels, schema, prompt)
         current = (
             _current_model_sha256(settings, model)
             if parsed_filter and parsed_filter.uses_current_model

@@ -504,6 +504,9 @@ def worker(concurrency: int | None, sequences: int | None, loglevel: str) -> Non
             "parallel sequences run in one model process (its threads share the model); "
             "start one worker with --concurrency 1, or set model.parallel_sequences to 1"
         )
+    if runs_lanes(settings) and settings.model.constraint_engine != "llguidance":
+        # Checked here: a model that fails to load in Celery's worker_init is only logged.
+        raise click.UsageError("parallel sequences need SIEVE_MODEL__CONSTRAINT_ENGINE=llguidance")
     settings, threads = capacity.size_worker(settings, processes)
     if threads.warning:
         logger.warning(threads.warning)

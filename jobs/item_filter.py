@@ -131,7 +131,7 @@ _TOKEN = re.compile(
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<operator>!=|<=|>=|!~|=|<|>|~)
   | (?P<paren>[()])
-  | (?P<number>\d+(?:\.\d+)?(?:[A-Za-z]+)?(?![\w./*-]))
+  | (?P<number>\d+(?:\.\d+)?(?:[A-Za-z]+)?(?![\w./*?\[\]+-]))
   | (?P<word>[\w./*?\[\]+-]+)
     """,
     re.VERBOSE,
@@ -249,6 +249,8 @@ class _Parser:
             raise self.fail(f"a value for {name}")
         self.index += 1
         if token.kind == "word" and token.text.lower() == "null" and operator in ("=", "!="):
+            if name == "state":
+                raise FilterSyntaxError(self.source, token.position, "every item has a state")
             return None
         if name == "model_sha256" and token.kind == "word" and token.text.lower() == "current":
             self.uses_current_model = True

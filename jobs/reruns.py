@@ -130,17 +130,18 @@ def select_items(
     return Selection(run.id, run.number, chosen, considered)
 
 
-def rerun_task(base: Run, requested: task_specs.TaskSpec | None) -> task_specs.TaskSpec:
-    """The new run's task: the base run's, or the requested one, versioned.
+def rerun_task(
+    session: Session, base: Run, requested: task_specs.TaskSpec | None
+) -> task_specs.TaskSpec:
+    """The new run's task: the base run's, or the requested one, versioned within the job.
 
-    The same task with a different prompt, schema or labels is that task's
-    next version, so results stay comparable by ``task_version``.
+    The same instructions and schema as any earlier run of the job keep that
+    run's version; a task the job ran before with other instructions, schema
+    or labels gets the job's highest version of it plus one. So results stay
+    comparable by ``task_version``.
     """
-    previous = task_specs.task_for_run(base.task_name, base.task_options)
     if requested is None:
-        return previous
-    if requested.name != previous.name:
-        return requested
+        return task_specs.task_for_run(base.task_name, base.task_options)
     max_text_chars = int(requested.options["max_text_chars"])
 
     def as_version(version: object) -> task_specs.TaskSpec:
@@ -148,9 +149,16 @@ def rerun_task(base: Run, requested: task_specs.TaskSpec | None) -> task_specs.T
             requested.name, {**requested.options, "version": version}, max_text_chars
         )
 
-    if as_version(previous.version).prompt_hash == previous.prompt_hash:
-        return previous  # the same instructions and schema: the same version
-    return as_version(int(previous.version) + 1 if previous.version.isdigit() else 2)
+    earlier = session.execute(
+        select(Run.task_version, Run.prompt_hash).where(
+            Run.job_id == base.job_id, Run.task_name == requested.name
+        )
+    ).all()
+    for version, prompt_hash in earlier:
+        if as_version(version).prompt_hash == prompt_hash:
+            return as_version(version)
+    numbers = [int(version) for version, _ in earlier if version.isdigit()]
+    return as_version(max(numbers) + 1) if numbers else requested
 
 
 def record_rerun(
@@ -177,7 +185,7 @@ def record_rerun(
             )
         base = session.get(Run, selection.base_run_id)
         assert base is not None
-        task = rerun_task(base, request.task)
+        task = rerun_task(session, base, request.task)
         run = _new_run(session, job, base, task, request, actor, executor, selection, estimate)
         item_runs = [
             ItemRun(run_id=run.id, item_id=item_id, state=ItemState.pending)

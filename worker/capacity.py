@@ -131,22 +131,22 @@ class ModelShape:
         return n_batch * self.vocabulary * LOGIT_BYTES + 16 * MIB
 
 
-# Llama's own context when a batcher decodes the text calls: it only tokenises.
-TOKENISING_CONTEXT = 256
-
-
 def contexts_per_process(settings: ModelSettings) -> list[tuple[int, int]]:
     """(KV tokens, n_batch) of each llama.cpp context one model process makes.
 
-    One context of ``n_ctx`` normally. With parallel sequences, the batcher's
-    context holds ``n_ctx`` per sequence, and ``Llama``'s own stays full-size
-    only when pictures need the serial path (``worker.model.LocalModel``).
+    One context of ``n_ctx`` normally. With parallel sequences (and no
+    projector, see ``worker.model.LocalModel``) the batcher's context holds
+    ``n_ctx`` per sequence besides it: ``Llama``'s own serves deterministic calls.
     """
-    sequences = settings.parallel_sequences
-    if sequences == 1:
-        return [(settings.n_ctx, settings.n_batch)]
-    serial = settings.n_ctx if settings.mmproj_path else TOKENISING_CONTEXT
-    return [(settings.n_ctx * sequences, settings.n_batch), (serial, min(settings.n_batch, serial))]
+    serial = (settings.n_ctx, settings.n_batch)
+    if batches_sequences(settings):
+        return [(settings.n_ctx * settings.parallel_sequences, settings.n_batch), serial]
+    return [serial]
+
+
+def batches_sequences(settings: ModelSettings) -> bool:
+    """Whether a model process with these settings decodes several sequences together."""
+    return settings.parallel_sequences > 1 and settings.mmproj_path is None
 
 
 def model_footprint(model_path: Path, settings: ModelSettings) -> ModelFootprint:
@@ -199,8 +199,7 @@ def check_processes_fit(
     if processes <= fit:
         return footprint
     # Every context but the tokenising one grows with n_ctx.
-    sequences = settings.parallel_sequences
-    growing = 1 if sequences == 1 else sequences + (1 if settings.mmproj_path else 0)
+    growing = settings.parallel_sequences + 1 if batches_sequences(settings) else 1
     per_token = ModelShape.from_gguf(model_path).kv_cache_bytes(1) * growing
     context = largest_context_that_fits(footprint, per_token, processes, memory)
     at_context = (
@@ -220,7 +219,7 @@ def check_processes_fit(
 
 def _per_sequence(settings: ModelSettings) -> str:
     sequences = settings.parallel_sequences
-    return f" x {sequences} sequences" if sequences > 1 else ""
+    return f" x ({sequences} sequences + 1)" if batches_sequences(settings) else ""
 
 
 def _gib(size: int) -> str:

@@ -136,16 +136,19 @@ class LocalModel:
         model_path = resolve_model_path(settings)
         started = time.perf_counter()
         chat_handler = self._make_chat_handler(settings)
-        batched = settings.parallel_sequences > 1
+        # The batcher renders text prompts with the model's plain chat format;
+        # a multimodal handler renders its own, so with a projector every call
+        # takes the serial path (lanes still overlap their extraction).
+        batched = settings.parallel_sequences > 1 and chat_handler is None
         if batched and settings.constraint_engine != "llguidance":
             raise errors.ConfigurationError(
                 "parallel sequences mask each sequence's logits with llguidance; "
                 "set SIEVE_MODEL__CONSTRAINT_ENGINE=llguidance or SIEVE_MODEL__PARALLEL_SEQUENCES=1"
             )
         threads = settings.n_threads or capacity.machine_cores()
-        # With batching and no pictures, Llama's own context only tokenises:
-        # keep it small rather than hold a second full KV cache.
-        serial_context = settings.n_ctx if chat_handler is not None or not batched else 256
+        # Llama's own context stays full-size with a batcher too: deterministic
+        # calls (greedy, from a fresh context, alone) are decoded there.
+        serial_context = settings.n_ctx
         try:
             with _quiet_native_output():
                 self._llama = llama_cpp.Llama(

@@ -270,9 +270,13 @@ def _reason_to_hold(context: PipelineContext, run: Run) -> str | None:
     """Why this worker must not start an item of ``run`` now; None when it may."""
     if run.job.paused_at is not None:
         return "job paused"
-    loaded = context.model.info.name
-    if run.model_name != loaded:
-        return f"the run asks for model {run.model_name}; this worker serves {loaded}"
+    # Only a re-run made with --model names its model on purpose; any other run
+    # is served by whatever model the workers load, as it always was (the
+    # submitting machine need not know it).
+    requested = (run.selection or {}).get("model")
+    loaded = Path(context.model.info.path).name
+    if requested and Path(requested).name != loaded:
+        return f"the run asks for model {Path(requested).name}; this worker serves {loaded}"
     return None
 
 

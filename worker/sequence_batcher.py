@@ -110,7 +110,12 @@ def pick_slot(free_slots: Sequence[_Slot], prompt: Sequence[int]) -> tuple[_Slot
     The last prompt token is always evaluated again: its logits are where the
     answer starts.
     """
-    best = max(free_slots, key=lambda slot: common_prefix_length(slot.cached, prompt))
+    # On a tie (nothing shared, typically) an empty slot goes first, so no
+    # slot's cached task prefix is thrown away while another slot is unused.
+    best = max(
+        free_slots,
+        key=lambda slot: (common_prefix_length(slot.cached, prompt), -len(slot.cached)),
+    )
     return best, min(common_prefix_length(best.cached, prompt), len(prompt) - 1)
 
 
@@ -181,6 +186,7 @@ class SequenceBatcher:
         self.most_in_flight = 0  # the most calls decoded in one step so far
         self._waiting: queue.Queue[GenerationRequest | None] = queue.Queue()
         self._closed = threading.Event()
+        self._accepting = threading.Lock()  # closing and queueing exclude each other
         self._thread = threading.Thread(target=self._run, name="sequence-batcher", daemon=True)
         self._thread.start()
 
@@ -190,23 +196,33 @@ class SequenceBatcher:
 
     def generate(self, request: GenerationRequest) -> Generation:
         """Queue ``request`` and wait for its answer (any thread may call this)."""
-        if self._closed.is_set():
-            raise errors.ModelError("the model is shut down")
         if len(request.prompt) >= self.n_ctx:
             raise errors.ModelError(
                 f"the model rejected the request: the prompt has {len(request.prompt)} tokens "
                 f"and a sequence's context window is {self.n_ctx}"
             )
-        self._waiting.put(request)
-        return request.future.result()
+        with self._accepting:
+            if self._closed.is_set():
+                raise errors.ModelError("the model is shut down")
+            self._waiting.put(request)
+        while True:
+            try:
+                return request.future.result(timeout=5.0)
+            except TimeoutError:
+                if not self._thread.is_alive():  # it died: nobody will answer
+                    raise errors.ModelError("the batched decoder stopped") from None
 
     def close(self) -> None:
         """Stop the scheduler, fail what is still waiting, and free the context."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._waiting.put(None)
+        with self._accepting:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            self._waiting.put(None)
         self._thread.join(timeout=60)
+        if self._thread.is_alive():  # still decoding: freeing the context now would crash it
+            logger.error("the batched decoder did not stop within 60 s; its context is kept")
+            return
         shut_down = errors.ModelError("the model was shut down")
         for slot in self._slots:
             self._finish_with_error(slot, shut_down)
@@ -228,7 +244,7 @@ class SequenceBatcher:
                 self._step()
             except errors.SieveError as exc:
                 self._fail_busy_slots(exc)
-            except Exception as exc:  # a native failure must not strand the callers
+            except BaseException as exc:  # a native failure must not strand the callers
                 logger.exception("batched decoding failed")
                 self._fail_busy_slots(errors.ModelError(f"batched decoding failed: {exc}"))
 
@@ -245,11 +261,18 @@ class SequenceBatcher:
             if request is None:
                 return
             block = False
-            self._admit(request, free)
+            try:
+                self._admit(request, free)
+            except BaseException as exc:  # this request only; the scheduler goes on
+                logger.exception("could not start a batched call")
+                request.future.set_exception(errors.ModelError(f"could not start the call: {exc}"))
 
     def _admit(self, request: GenerationRequest, free: Sequence[_Slot]) -> None:
         slot, reused = pick_slot(free, request.prompt)
-        self._context.kv_cache_seq_rm(slot.sequence, reused, -1)
+        if not self._context.kv_cache_seq_rm(slot.sequence, reused, -1):
+            # Memory that cannot drop a tail (recurrent models): start the slot over.
+            self._context.kv_cache_seq_rm(slot.sequence, 0, -1)
+            reused = 0
         del slot.cached[reused:]
         slot.request = request
         slot.pending = list(request.prompt[reused:])
@@ -301,15 +324,21 @@ class SequenceBatcher:
                 self._sample(slot, row)
 
     def _sample(self, slot: _Slot, row: int) -> None:
-        request = slot.request
-        assert request is not None
+        """Pick the slot's next token; a failure ends that call only."""
         try:
-            if request.mask is not None:
-                request.mask.mask(self._logits_row(row))
-            token = slot.sampler.sample(self._context, row)
+            self._sample_unguarded(slot, row)
         except errors.SieveError as exc:
             self._finish_with_error(slot, exc)
-            return
+        except BaseException as exc:  # llguidance's panics are BaseExceptions
+            logger.exception("sampling a batched call failed")
+            self._finish_with_error(slot, errors.ModelError(f"sampling failed: {exc}"))
+
+    def _sample_unguarded(self, slot: _Slot, row: int) -> None:
+        request = slot.request
+        assert request is not None
+        if request.mask is not None:
+            request.mask.mask(self._logits_row(row))
+        token = slot.sampler.sample(self._context, row)
         if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
             self._finish(slot, "stop")
             return

@@ -63,6 +63,15 @@ def test_one_batched_call_answers_exactly_as_the_serial_path(
     assert batched.completion_tokens == serial.completion_tokens
 
 
+def test_a_deterministic_call_on_a_batching_model_is_decoded_alone_at_full_context(
+    small_model: LocalModel, batched_model: LocalModel
+) -> None:
+    long_document = " ".join(DOCUMENTS * 6)  # past what a tokenising-only context could hold
+    alone = _ask(batched_model, long_document, deterministic=True)
+    serial = _ask(small_model, long_document, deterministic=True)
+    assert alone.text == serial.text and alone.prompt_tokens > 256
+
+
 def test_calls_from_several_threads_are_decoded_together_and_each_validates(
     batched_model: LocalModel,
 ) -> None:

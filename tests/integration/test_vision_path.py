@@ -120,3 +120,28 @@ def test_a_worker_with_a_projector_analyses_pictures_end_to_end(
     assert result.prompt_tokens >= mmprojgen.image_tokens_per_image()
     assert result.timings["analyse_seconds"] > 0
     jsonschema.validate(result.output, build_task("summarize", {}, 100).schema)
+
+
+def test_with_a_projector_parallel_sequences_keep_text_calls_on_the_serial_path(
+    tiny_mmproj: Path,
+) -> None:
+    """The batcher renders prompts with the plain chat format; a multimodal model has its own."""
+    from worker.task_specs import build_task
+
+    model = LocalModel(
+        ModelSettings(
+            mmproj_path=tiny_mmproj,
+            chat_template=mmprojgen.GEMMA3_CHAT_TEMPLATE,
+            n_ctx=1024,
+            n_threads=2,
+            max_output_tokens=64,
+            parallel_sequences=2,
+        )
+    )
+    try:
+        task = build_task("summarize", {}, 40)
+        answer = model.complete_json(task.instructions, "A short note.", task.schema, 96)
+        task.validate(answer.output)
+        assert model.most_sequences_in_flight() == 1  # no batcher was made
+    finally:
+        model.close()

@@ -133,7 +133,7 @@ def test_size_worker_hands_the_children_their_threads(small_gguf: Path) -> None:
         capacity.size_worker(config, 2, memory=GIB, cores=4)
 
 
-def test_parallel_sequences_hold_a_kv_cache_each_and_a_small_tokenising_context(
+def test_parallel_sequences_hold_a_kv_cache_each_besides_the_serial_context(
     small_gguf: Path,
 ) -> None:
     shape = capacity.ModelShape.from_gguf(small_gguf)
@@ -142,8 +142,11 @@ def test_parallel_sequences_hold_a_kv_cache_each_and_a_small_tokenising_context(
         small_gguf, ModelSettings(n_ctx=4096, n_batch=512, parallel_sequences=4)
     )
     assert serial.kv_cache == shape.kv_cache_bytes(4096)
-    assert batched.kv_cache == shape.kv_cache_bytes(4 * 4096 + capacity.TOKENISING_CONTEXT)
-    assert batched.compute == shape.compute_bytes(512) + shape.compute_bytes(256)
+    # The batcher's context, plus Llama's own (it serves deterministic calls).
+    assert batched.kv_cache == shape.kv_cache_bytes(5 * 4096)
+    assert batched.compute == 2 * shape.compute_bytes(512)
+    with_projector = ModelSettings(n_ctx=4096, parallel_sequences=4, mmproj_path=small_gguf)
+    assert capacity.contexts_per_process(with_projector) == [(4096, 512)]
 
 
 def test_a_refusal_with_parallel_sequences_counts_their_contexts(small_gguf: Path) -> None:
@@ -155,5 +158,5 @@ def test_a_refusal_with_parallel_sequences_counts_their_contexts(small_gguf: Pat
         capacity.check_processes_fit(
             small_gguf, settings, 1, capacity.SYSTEM_RESERVE_BYTES + fits_at_2048
         )
-    assert "x 4 sequences" in refused.value.message
+    assert "x (4 sequences + 1)" in refused.value.message
     assert "1 fit at n_ctx=2048" in refused.value.message

@@ -54,6 +54,9 @@ def matching(expression: str) -> list[str]:
         ('media_type ~ "image/*"', ["photo.png"]),
         ("media_type = application/pdf", ["scan 1.pdf"]),
         ("path ~ */drafts/*", ["scan 1.pdf"]),
+        ("path ~ */custodian-?/photo.png", ["photo.png"]),
+        ("path ~ *[0-9].pdf", ["scan 1.pdf"]),
+        ("path ~ 2023[0-9]*", []),
         ('path = "/matter/custodian-a/drafts/scan 1.pdf"', ["scan 1.pdf"]),
         ("custodian = 'Alice Ng'", ["scan 1.pdf"]),
         ("custodian = null", ["photo.png"]),
@@ -115,6 +118,7 @@ def test_a_value_that_only_looks_like_a_keyword_is_an_ordinary_value_when_quoted
         ("path ~ 'unterminated", 8, "unexpected character"),
         ("state = failed; drop table items", 15, "unexpected character ';'"),
         ("page_count >", 13, "expected a value for page_count"),
+        ("state = null", 9, "every item has a state"),
     ],
 )
 def test_a_bad_expression_names_the_position_and_what_was_expected(

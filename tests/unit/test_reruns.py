@@ -145,6 +145,12 @@ def test_a_changed_prompt_of_the_same_task_is_its_next_version(
         env, first_run.job_id, task=build_task("prompt", {"prompt": "When?"}, max_chars)
     )
     same = _rerun(env, first_run.job_id, task=build_task("prompt", {"prompt": "When?"}, max_chars))
+    back = _rerun(
+        env, first_run.job_id, task=build_task("prompt", {"prompt": "Who wrote it?"}, max_chars)
+    )
+    third = _rerun(
+        env, first_run.job_id, task=build_task("prompt", {"prompt": "Where?"}, max_chars)
+    )
     with env.session_factory() as session:
         versions = {
             run.id: run.task_version
@@ -153,6 +159,8 @@ def test_a_changed_prompt_of_the_same_task_is_its_next_version(
     assert versions[asked.run_id] == "1"  # a different task: its own version
     assert versions[reworded.run_id] == "2"
     assert versions[same.run_id] == "2"  # the same prompt again: the same version
+    assert versions[back.run_id] == "1"  # an earlier prompt keeps its version
+    assert versions[third.run_id] == "3"  # a new one: the job's highest plus one
 
 
 def test_diff_reports_unchanged_changed_and_items_only_in_one_run(
@@ -283,7 +291,7 @@ def test_a_worker_serving_another_model_leaves_the_item_for_one_that_serves_it(
     )
     [item_run_id] = made.item_run_ids
     assert process_item_run(env.context, item_run_id).state is None
-    other = replace(env.model.info, name="other-12b.gguf")
+    other = replace(env.model.info, path="/srv/models/other-12b.gguf")
     serving_it = replace(env.context, model=replace(env.model, info=other))
     assert process_item_run(serving_it, item_run_id).state == ItemState.failed  # corrupt.pdf
 

@@ -37,6 +37,13 @@ def test_a_request_goes_to_the_free_slot_that_already_holds_its_prefix() -> None
     assert reused == 4
 
 
+def test_a_prompt_sharing_nothing_takes_an_empty_slot_rather_than_evict_a_cached_one() -> None:
+    cached = _Slot(0, cached=[7, 7, 7, 7])
+    empty = _Slot(1)
+    slot, reused = pick_slot([cached, empty], [1, 2, 3])
+    assert slot is empty and reused == 0
+
+
 def test_the_last_prompt_token_is_evaluated_again_even_when_all_of_it_is_cached() -> None:
     _, reused = pick_slot([_Slot(0, cached=[1, 2, 3, 4])], [1, 2, 3])
     assert reused == 2
