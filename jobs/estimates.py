@@ -200,21 +200,28 @@ def stored_item_facts(session: Session, item_ids: Sequence[int]) -> list[InputFa
 
 def measured_rates(session: Session, model_name: str) -> dict[str, Rate]:
     """Median cost per item of each media type, from this model's latest results here."""
-    samples: dict[str, list[Result]] = defaultdict(list)
+    samples: dict[str, list[Any]] = defaultdict(list)
     rows = session.execute(
-        select(Item.media_type, Result)
+        # Only the columns a rate needs: a submit reads this, and outputs are large.
+        select(
+            Item.media_type,
+            Result.timings,
+            Result.model_calls,
+            Result.prompt_tokens,
+            Result.completion_tokens,
+        )
         .join(Item, Item.id == Result.item_id)
         .where(Result.model_name == model_name)
         .order_by(Result.id.desc())
         .limit(HISTORY_RESULTS * 20)
     )
-    for media_type, result in rows:
-        if len(samples[media_type]) < HISTORY_RESULTS:
-            samples[media_type].append(result)
+    for row in rows:
+        if len(samples[row.media_type]) < HISTORY_RESULTS:
+            samples[row.media_type].append(row)
     return {kind: _rate(results) for kind, results in samples.items() if results}
 
 
-def _rate(results: list[Result]) -> Rate:
+def _rate(results: list[Any]) -> Rate:
     seconds = [float((r.timings or {}).get("total_seconds", 0.0)) for r in results]
     return Rate(
         seconds=statistics.median(seconds),

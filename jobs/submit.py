@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import audit
 from db.models import Item, ItemRun, ItemSource, ItemState, Job, Run, RunState
 from db.session import transaction
-from jobs import content_store
+from jobs import content_store, estimates
 from jobs.settings import Settings
 from worker import errors, media_types
 from worker.model import configured_model
@@ -150,6 +150,7 @@ def record_submission(
     host = socket.gethostname()
     model_name, model_reference = configured_model(settings.model)
     with transaction(session_factory) as session:
+        forecast = _estimate(session, model_name, files)
         job = Job(
             name=name,
             submitted_by=user,
@@ -171,6 +172,7 @@ def record_submission(
             created_by=user,
             priority=options.priority,
             deterministic=options.deterministic,
+            estimate=forecast,
         )
         session.add(run)
         items_by_hash: dict[str, Item] = {}
@@ -217,6 +219,18 @@ def record_submission(
             item_count=len(items_by_hash),
             duplicate_paths=duplicate_paths,
         )
+
+
+def _estimate(session: Session, model_name: str, files: Sequence[IngestedFile]) -> dict[str, Any]:
+    """The first run's estimate from its distinct items' types and this model's history.
+
+    Kept on the run so that ``sieve runs`` can show it against the wall time.
+    Page counts and durations are left out: reading them is ``--dry-run``'s
+    job, a submit only knows each item's type.
+    """
+    distinct = {ingested.stored.sha256: ingested.media_type for ingested in files}
+    facts = [estimates.InputFacts(media_type) for media_type in distinct.values()]
+    return estimates.estimate(facts, estimates.measured_rates(session, model_name)).as_json()
 
 
 def _submission_events(

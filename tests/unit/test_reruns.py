@@ -225,6 +225,30 @@ def test_a_report_whose_counts_do_not_add_up_says_so(
     assert report.check_line().endswith("MISMATCH")
 
 
+def test_a_submit_records_an_estimate_from_the_model_s_history(
+    env: Embedded, first_run: submit.Submission, tmp_path: Path
+) -> None:
+    with env.session_factory() as session:
+        first = session.get(Run, first_run.run_id)
+        assert first is not None and first.estimate is not None
+        assert first.estimate["seconds"] is None  # nothing had run before it
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "note.txt").write_text("Another note.\n")
+    later = submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[folder],
+        task=build_task("summarize", {}, env.settings.model.max_text_chars),
+        name="more",
+        executor="in_process",
+    )
+    with env.session_factory() as session:
+        run = session.get(Run, later.run_id)
+        assert run is not None and run.estimate is not None
+        assert run.estimate["items"] == 1 and run.estimate["seconds"] is not None
+
+
 def test_runs_lists_each_run_with_its_selection_and_tokens(
     env: Embedded, first_run: submit.Submission
 ) -> None:
