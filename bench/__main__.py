@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pymupdf
 
-from bench import bookkeeping_rows, memory_rows, model_rows, parallel_rows, system_rows
+from bench import (
+    bookkeeping_rows,
+    discovery_rows,
+    memory_rows,
+    model_rows,
+    parallel_rows,
+    system_rows,
+)
 from bench.rows import Row, least_time, rate_row
 from tests import mediagen, pdfgen
 from worker import ffmpeg_tools
@@ -124,6 +131,8 @@ QUICK = {
     "video_seconds": 60.0,
     "bookkeeping_items": 100,
     "memory_items": 100,
+    "mailbox_messages": 2000,
+    "office_pages": 20,
 }
 FULL = {
     "pages": 2000,
@@ -134,6 +143,8 @@ FULL = {
     "video_seconds": 300.0,
     "bookkeeping_items": 1000,
     "memory_items": 500,
+    "mailbox_messages": 20000,
+    "office_pages": 100,
 }
 
 
@@ -143,6 +154,11 @@ def measure(sizes: dict[str, float], scratch: Path) -> list[Row]:
     rows = [pdf_extract(scratch, int(sizes["pages"])), video(scratch, sizes["video_seconds"])]
     rows.append(speech(scratch, sizes["speech_seconds"]))
     rows.append(system_rows.submit_files(scratch, int(sizes["files"])))
+    rows.extend(
+        discovery_rows.discovery(
+            scratch, int(sizes["mailbox_messages"]), int(sizes["office_pages"])
+        )
+    )
     rows.extend(bookkeeping_rows.bookkeeping(scratch, int(sizes["bookkeeping_items"])))
     rows.extend(model_rows.constrained_output(settings, int(sizes["rounds"])))
     rows.append(model_rows.shared_prefix(settings, int(sizes["rounds"])))

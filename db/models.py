@@ -93,6 +93,9 @@ class Job(Base):
     file_count: Mapped[int] = mapped_column(Integer, default=0)  # paths, duplicates included
     item_count: Mapped[int] = mapped_column(Integer, default=0)  # distinct contents
     paused_at: Mapped[dt.datetime | None] = mapped_column()  # workers claim nothing while set
+    # How top-level documents are de-duplicated: "global", "custodian" or "none"
+    # (see worker.families.dedup_key).
+    dedup_mode: Mapped[str] = mapped_column(String(16), default="global", server_default="global")
 
     runs: Mapped[list[Run]] = relationship(back_populates="job", order_by="Run.number")
     items: Mapped[list[Item]] = relationship(back_populates="job", order_by="Item.id")
@@ -132,10 +135,16 @@ class Run(Base):
 
 
 class Item(Base):
-    """One distinct input file (by SHA-256) of a job."""
+    """One document of a job: a submitted file, or a message or attachment found inside one.
+
+    Top-level documents are de-duplicated by ``dedup_key`` (one item per key in
+    a job, every path that pointed at it in ``item_sources``); a child inside a
+    family (an attachment) has no key: it is never removed from its family,
+    whatever else in the job holds the same bytes.
+    """
 
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("job_id", "sha256"),)
+    __table_args__ = (UniqueConstraint("job_id", "dedup_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"), index=True)
@@ -151,11 +160,19 @@ class Item(Base):
     # Patient/person identifiers (DICOM PS3.15 basic profile): never in prompts by default.
     identifiers: Mapped[dict[str, Any] | None] = mapped_column()
     custodian: Mapped[str | None] = mapped_column(String(200))  # whose files these were
+    # Families: the container or message this came out of (None: submitted as
+    # is), the top-level document of its family (itself for a top-level one),
+    # its depth below what was submitted and its place among its siblings.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"))
+    family_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ordinal: Mapped[int | None] = mapped_column(Integer)  # 1-based among its siblings
+    dedup_key: Mapped[str | None] = mapped_column(String(200))  # None for a family's children
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="items")
     sources: Mapped[list[ItemSource]] = relationship(
-        back_populates="item", order_by="ItemSource.id"
+        back_populates="item", order_by="ItemSource.id", foreign_keys="ItemSource.item_id"
     )
     segments: Mapped[list[StoredSegment]] = relationship(
         back_populates="item", order_by="(StoredSegment.kind, StoredSegment.index)"
@@ -172,8 +189,11 @@ class ItemSource(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"), index=True)
     path: Mapped[str] = mapped_column(Text)
+    custodian: Mapped[str | None] = mapped_column(String(200))  # whose copy this path was
+    # The container this path was found in (a mailbox, a message), None when submitted.
+    container_item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
 
-    item: Mapped[Item] = relationship(back_populates="sources")
+    item: Mapped[Item] = relationship(back_populates="sources", foreign_keys=[item_id])
 
 
 class ItemRun(Base):
@@ -260,6 +280,39 @@ class Result(Base):
     inputs: Mapped[dict[str, Any] | None] = mapped_column()
     produced_by: Mapped[str] = mapped_column(String(255))  # worker host:pid
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EmailMessage(Base):
+    """The headers of an e-mail item, its identity hashes and its place in a thread.
+
+    Written when the message is extracted; ``thread_*`` and ``inclusive`` are
+    recomputed for the whole job by :func:`worker.email_threads.rethread_job`.
+    """
+
+    __tablename__ = "email_messages"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="RESTRICT"), primary_key=True
+    )
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"), index=True)
+    message_id: Mapped[str | None] = mapped_column(Text)  # without angle brackets
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[list[Any]] = mapped_column(default=list)  # oldest first
+    thread_index: Mapped[str | None] = mapped_column(Text)  # Outlook's, base64 as sent
+    subject: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None] = mapped_column()
+    # The normalised e-mail hash (see worker.email_identity) and the EDRM Message-ID hash.
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    message_id_hash: Mapped[str | None] = mapped_column(String(32))
+    # MD5 of the body reduced to letters and digits; what inclusiveness compares.
+    body_digest: Mapped[str] = mapped_column(String(32))
+    body_letters: Mapped[str] = mapped_column(Text, default="")  # that reduced body
+    attachment_hashes: Mapped[list[Any]] = mapped_column(default=list)
+    thread_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    thread_position: Mapped[int | None] = mapped_column(Integer)  # 0 for the thread's root
+    inclusive: Mapped[bool | None] = mapped_column(Boolean)
+    included_in_item_id: Mapped[int | None] = mapped_column(Integer)  # a later one quoting all
 
 
 class AuditEvent(Base):

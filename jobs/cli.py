@@ -130,6 +130,38 @@ def _ingest_with_progress(
         )
 
 
+def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say how a job's first run is run."""
+    decorators = [
+        click.option(
+            "--priority",
+            type=click.Choice(["high", "normal", "low"]),
+            default="normal",
+            show_default=True,
+            help="Workers take every waiting high item before normal ones, normal before low.",
+        ),
+        click.option("--custodian", help="Whose files these are (recorded on every item)."),
+        click.option(
+            "--custodian-folders",
+            is_flag=True,
+            help="Each folder directly under a submitted folder is one custodian's collection.",
+        ),
+        click.option(
+            "--dedup",
+            type=click.Choice(["global", "custodian", "none"]),
+            default="global",
+            show_default=True,
+            help="De-duplicate top-level documents across the job, within each custodian, or not.",
+        ),
+        click.option(
+            "--deterministic",
+            is_flag=True,
+            help="Greedy decoding, fixed seed, one sequence, nothing reused between items.",
+        ),
+    ]
+    return commands.with_options(function, decorators)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @task_options
@@ -142,6 +174,7 @@ def _ingest_with_progress(
     help="How to print the results.",
 )
 @commands.output_option
+@run_options
 def run(
     paths: tuple[Path, ...],
     task: str,
@@ -151,6 +184,11 @@ def run(
     name: str | None,
     output_format: str,
     output: Path | None,
+    priority: str,
+    custodian: str | None,
+    custodian_folders: bool,
+    dedup: str,
+    deterministic: bool,
 ) -> None:
     """Process files and folders here, in this process, and print the results."""
     from jobs.embedded import build_in_process_context, run_item_runs
@@ -158,8 +196,15 @@ def run(
     settings = commands.load_settings()
     task_spec = commands.task_from_options(settings, task, labels, schema, prompt)
     engine, session_factory = commands.open_database(settings)
+    options = RunOptions(
+        priority=priority,
+        deterministic=deterministic,
+        custodian=custodian,
+        custodian_folders=custodian_folders,
+        dedup=dedup,
+    )
     submission = _ingest_with_progress(
-        settings, session_factory, paths, task_spec, name, "in_process"
+        settings, session_factory, paths, task_spec, name, "in_process", options
     )
     console.print(
         f"job [bold]{submission.job_id}[/]: {submission.file_count} files, "
@@ -185,26 +230,6 @@ def run(
     exit_code = _print_results(session_factory, submission.job_id, None, output_format, output)
     engine.dispose()
     sys.exit(exit_code)
-
-
-def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that say how a job's first run is run."""
-    decorators = [
-        click.option(
-            "--priority",
-            type=click.Choice(["high", "normal", "low"]),
-            default="normal",
-            show_default=True,
-            help="Workers take every waiting high item before normal ones, normal before low.",
-        ),
-        click.option("--custodian", help="Whose files these are (recorded on every item)."),
-        click.option(
-            "--deterministic",
-            is_flag=True,
-            help="Greedy decoding, fixed seed, one sequence, nothing reused between items.",
-        ),
-    ]
-    return commands.with_options(function, decorators)
 
 
 def _print_dry_run(settings: Settings, paths: tuple[Path, ...]) -> None:
@@ -238,6 +263,8 @@ def submit_command(
     name: str | None,
     priority: str,
     custodian: str | None,
+    custodian_folders: bool,
+    dedup: str,
     deterministic: bool,
     dry_run: bool,
 ) -> None:
@@ -248,7 +275,13 @@ def submit_command(
         _print_dry_run(settings, paths)
         return
     engine, session_factory = commands.open_database(settings)
-    options = RunOptions(priority=priority, deterministic=deterministic, custodian=custodian)
+    options = RunOptions(
+        priority=priority,
+        deterministic=deterministic,
+        custodian=custodian,
+        custodian_folders=custodian_folders,
+        dedup=dedup,
+    )
     submission = _ingest_with_progress(
         settings, session_factory, paths, task_spec, name, "celery", options
     )

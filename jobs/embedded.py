@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,14 +46,14 @@ def run_item_runs(
     One after another, or, with ``model.parallel_sequences`` above 1, that
     many at once on lanes of their own (as a worker runs them), so their model
     calls are decoded together. Outcomes come back in the order of
-    ``item_run_ids``. Each item's retries are bounded by
+    ``item_run_ids``, each family's children after them. Each item's retries are bounded by
     ``worker.max_attempts`` (the pipeline ends it ``retries_exhausted`` past
     that); a database that stays away for ``worker.database_retry_limit``
     tries raises its error.
     """
     lanes = context.config.model.parallel_sequences
-    if lanes == 1 or len(item_run_ids) < 2:
-        return [_report(_process_with_retries(context, id_), on_outcome) for id_ in item_run_ids]
+    if lanes == 1:
+        return _run_serially(context, item_run_ids, on_outcome)
     reporting = threading.Lock()
     lane_contexts = LaneContexts(context)
 
@@ -61,8 +62,31 @@ def run_item_runs(
         with reporting:
             return _report(outcome, on_outcome)
 
+    outcomes: list[ItemOutcome] = []
     with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="sieve-lane") as pool:
-        return list(pool.map(process, item_run_ids))
+        waiting = {pool.submit(process, id_) for id_ in item_run_ids}
+        while waiting:
+            finished, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: f.result().item_run_id):
+                outcome = future.result()
+                outcomes.append(outcome)
+                # Files found inside the item (messages, attachments) are items too.
+                waiting |= {pool.submit(process, id_) for id_ in outcome.new_item_run_ids}
+    order = {id_: index for index, id_ in enumerate(item_run_ids)}
+    return sorted(outcomes, key=lambda o: (order.get(o.item_run_id, len(order)), o.item_run_id))
+
+
+def _run_serially(
+    context: PipelineContext, item_run_ids: Sequence[int], on_outcome: OutcomeCallback | None
+) -> list[ItemOutcome]:
+    """One item after another; the children an item yields are processed right after it."""
+    outcomes: list[ItemOutcome] = []
+    waiting = deque(item_run_ids)
+    while waiting:
+        outcome = _report(_process_with_retries(context, waiting.popleft()), on_outcome)
+        outcomes.append(outcome)
+        waiting.extendleft(reversed(outcome.new_item_run_ids))
+    return outcomes
 
 
 def _report(outcome: ItemOutcome, on_outcome: OutcomeCallback | None) -> ItemOutcome:

@@ -3,19 +3,28 @@
 The JSONL row is a contract other tools rely on: ``job_id``, ``run_id``,
 ``item_id``, ``path``, ``sha256``, ``state``, ``error_code``, ``error_message``
 and ``result`` are always present (null where they do not apply).
+
+Discovery fields come with every row too: the item's family
+(``parent_item_id``, ``family_id``, ``level``, ``ordinal``), who held it
+(``custodian`` for this path, ``all_custodians`` and ``all_paths`` for every
+path the item was found at), and, for e-mail, its thread (``thread_id``,
+``thread_position``, ``inclusive``, ``included_in_item_id``). Rows come in
+family order: a family's top document, then its attachments, then the paths
+that duplicate it, so a load file never splits a family.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Item, ItemRun, ItemSource, Result, Run
+from db.models import EmailMessage, Item, ItemRun, ItemSource, Result, Run
 
 CSV_COLUMNS = [
     "job_id",
@@ -31,6 +40,14 @@ CSV_COLUMNS = [
     "error_message",
     "attempts",
     "duplicate",
+    "parent_item_id",
+    "family_id",
+    "level",
+    "custodian",
+    "all_custodians",
+    "thread_id",
+    "thread_position",
+    "inclusive",
     "citations",
     "model_name",
     "model_sha256",
@@ -42,16 +59,31 @@ CSV_COLUMNS = [
 
 
 def result_rows(session: Session, run: Run) -> Iterator[dict[str, Any]]:
-    """One row per submitted path of the run's job, duplicates included."""
+    """One row per path of the run's job, duplicates included, families kept together."""
     query = (
-        select(ItemSource, Item, ItemRun, Result)
+        select(ItemSource, Item, ItemRun, Result, EmailMessage)
         .join(Item, Item.id == ItemSource.item_id)
         .join(ItemRun, (ItemRun.item_id == Item.id) & (ItemRun.run_id == run.id))
         .outerjoin(Result, (Result.item_id == Item.id) & (Result.run_id == run.id))
+        .outerjoin(EmailMessage, EmailMessage.item_id == Item.id)
         .where(ItemSource.job_id == run.job_id)
-        .order_by(ItemSource.path)
     )
-    for source, item, item_run, result in session.execute(query):
+    found = session.execute(query).all()
+    holders = _holders(session, run.job_id)
+    family_paths = {
+        item.id: item.path for _, item, _, _, _ in found if item.family_id in (None, item.id)
+    }
+
+    def family_order(row: Any) -> tuple[str, int, bool, str]:
+        source, item = row[0], row[1]
+        family = item.family_id or item.id
+        duplicate = source.path != item.path
+        # A duplicate path sorts with the family of the item it repeats.
+        return (family_paths.get(family, item.path), family, duplicate, source.path)
+
+    for source, item, item_run, result, message in sorted(found, key=family_order):
+        duplicate = source.path != item.path
+        custodians, paths = holders.get(item.id, ([], []))
         yield {
             "job_id": run.job_id,
             "run_id": run.id,
@@ -65,14 +97,69 @@ def result_rows(session: Session, run: Run) -> Iterator[dict[str, Any]]:
             "error_code": item_run.error_code,
             "error_message": item_run.error_message,
             "attempts": item_run.attempts,
-            "duplicate": source.path != item.path,
-            "duplicate_of": item.path if source.path != item.path else None,
+            "duplicate": duplicate,
+            "duplicate_of": item.path if duplicate else None,
+            "parent_item_id": item.parent_id,
+            "family_id": item.family_id or item.id,
+            "level": item.level,
+            "ordinal": item.ordinal,
+            "custodian": source.custodian,
+            "all_custodians": custodians,
+            "all_paths": paths,
+            **_email_fields(message),
+            "container_counts": _container_counts(item.doc_metadata or {}),
             "page_count": item.page_count,
             "result": result.output if result else None,
             "citations": result.citations if result else None,
             "partials": result.partials if result else None,
             "provenance": _provenance(result) if result else None,
         }
+
+
+def _holders(session: Session, job_id: int) -> dict[int, tuple[list[str], list[str]]]:
+    """Per item: every custodian that held it and every path it was found at, sorted."""
+    custodians: dict[int, set[str]] = defaultdict(set)
+    paths: dict[int, list[str]] = defaultdict(list)
+    query = select(ItemSource.item_id, ItemSource.custodian, ItemSource.path).where(
+        ItemSource.job_id == job_id
+    )
+    for item_id, custodian, path in session.execute(query):
+        if custodian:
+            custodians[item_id].add(custodian)
+        paths[item_id].append(path)
+    return {
+        item_id: (sorted(custodians[item_id]), sorted(found)) for item_id, found in paths.items()
+    }
+
+
+def _container_counts(metadata: dict[str, Any]) -> dict[str, int] | None:
+    """A container's expected / extracted / failed counts: messages of a mailbox, files of a ZIP."""
+    return metadata.get("messages") or metadata.get("files")
+
+
+def _email_fields(message: EmailMessage | None) -> dict[str, Any]:
+    """The thread fields of an e-mail's row (null for anything else)."""
+    if message is None:
+        return dict.fromkeys(
+            (
+                "thread_id",
+                "thread_position",
+                "inclusive",
+                "included_in_item_id",
+                "message_id",
+                "email_hash",
+                "message_id_hash",
+            )
+        )
+    return {
+        "thread_id": message.thread_id,
+        "thread_position": message.thread_position,
+        "inclusive": message.inclusive,
+        "included_in_item_id": message.included_in_item_id,
+        "message_id": message.message_id,
+        "email_hash": message.email_hash,
+        "message_id_hash": message.message_id_hash,
+    }
 
 
 def _provenance(result: Result) -> dict[str, Any]:

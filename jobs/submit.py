@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import audit
 from db.models import Item, ItemRun, ItemSource, ItemState, Job, Run, RunState
 from db.session import transaction
-from jobs import content_store, estimates
+from jobs import estimates
 from jobs.settings import Settings
-from worker import errors, media_types
+from worker import content_store, errors, families, media_types
+from worker.extractors import email as email_extractor
+from worker.extractors import msg as msg_extractor
 from worker.model import configured_model
 from worker.task_specs import TaskSpec
 
@@ -47,6 +49,9 @@ class RunOptions:
     priority: str = "normal"  # high, normal or low: which items workers take first
     deterministic: bool = False  # greedy, fixed seed, one sequence, no reused state
     custodian: str | None = None  # whose files these are, recorded on every item
+    # Or: each folder directly under a submitted folder is a custodian's collection.
+    custodian_folders: bool = False
+    dedup: str = "global"  # global, custodian or none: see worker.families.dedup_key
 
 
 DEFAULT_RUN_OPTIONS = RunOptions()
@@ -124,6 +129,36 @@ def ingest_files(
     return ingested
 
 
+def _email_hash(settings: Settings, ingested: IngestedFile) -> str | None:
+    """A loose message's normalised e-mail hash: what de-duplicates it against mailboxes."""
+    readers = {
+        media_types.EML: email_extractor.email_hash_of_file,
+        media_types.MSG: msg_extractor.email_hash_of_file,
+    }
+    reader = readers.get(ingested.media_type)
+    if reader is None:
+        return None
+    return reader(settings.objects_dir / ingested.stored.relative_path, settings.limits)
+
+
+def custodian_of(path: Path, roots: Sequence[Path], options: RunOptions) -> str | None:
+    """Whose collection ``path`` is: the named custodian, or its folder under a submitted root.
+
+    With ``custodian_folders``, ``matter/alice/inbox.mbox`` submitted as
+    ``matter`` is Alice's; a file directly in the root has the named
+    custodian (or none).
+    """
+    if options.custodian_folders:
+        for root in roots:
+            try:
+                parts = path.relative_to(root.resolve()).parts
+            except ValueError:
+                continue
+            if len(parts) > 1:
+                return recorded_path(Path(parts[0]))[:200]
+    return options.custodian
+
+
 def task_columns(task: TaskSpec) -> dict[str, Any]:
     """The columns of a run that record its task (what rebuilds it in a worker)."""
     return {
@@ -157,6 +192,7 @@ def record_submission(
             submitted_host=host,
             input_roots=[recorded_path(root.resolve()) for root in roots],
             file_count=len(files),
+            dedup_mode=options.dedup,
         )
         session.add(job)
         session.flush()
@@ -175,10 +211,20 @@ def record_submission(
             estimate=forecast,
         )
         session.add(run)
-        items_by_hash: dict[str, Item] = {}
+        items_by_hash: dict[str, Item] = {}  # by de-duplication key
         sources: list[tuple[Item, IngestedFile]] = []
+        custodians = {
+            ingested.path: custodian_of(ingested.path, roots, options) for ingested in files
+        }
         for ingested in files:
-            item = items_by_hash.get(ingested.stored.sha256)
+            key = families.dedup_key(
+                options.dedup,
+                sha256=ingested.stored.sha256,
+                email_hash=_email_hash(settings, ingested),
+                custodian=custodians[ingested.path],
+                path=recorded_path(ingested.path),
+            )
+            item = items_by_hash.get(key)
             if item is None:
                 item = Item(
                     job_id=job.id,
@@ -188,14 +234,22 @@ def record_submission(
                     md5=ingested.stored.md5,
                     media_type=ingested.media_type,
                     stored_path=ingested.stored.relative_path,
-                    custodian=options.custodian,
+                    custodian=custodians[ingested.path],
+                    dedup_key=key,
                 )
-                items_by_hash[ingested.stored.sha256] = item
+                items_by_hash[key] = item
             sources.append((item, ingested))
         session.add_all(items_by_hash.values())
         session.flush()
+        for item in items_by_hash.values():
+            item.family_id = item.id
         session.add_all(
-            ItemSource(job_id=job.id, item_id=item.id, path=recorded_path(ingested.path))
+            ItemSource(
+                job_id=job.id,
+                item_id=item.id,
+                path=recorded_path(ingested.path),
+                custodian=custodians[ingested.path],
+            )
             for item, ingested in sources
         )
         item_runs = [

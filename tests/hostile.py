@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import pdfgen, zipgen
+from tests import mailgen, officegen, pdfgen, zipgen
 from worker.config import LimitSettings
 
 # The limits the integration test runs the corpus under, for the cases marked
@@ -34,6 +34,10 @@ HOSTILE_LIMITS = LimitSettings(
     extract_cpu_s=10,
     extract_wall_s=20.0,
     extract_memory_mb=1024,
+    # LibreOffice takes seconds to start: a conversion given under one stands
+    # for one that hangs, and must be killed whole and fail alone.
+    convert_base_s=0.3,
+    convert_per_mib_s=0.0,
 )
 
 IN_PROCESS = "in-process through the registered extractor (tests/unit/test_hostile_corpus.py)"
@@ -435,7 +439,8 @@ def _zip_partly_hostile(folder: Path, key: str) -> HostileCase:
     return HostileCase(
         key=key,
         path=path,
-        description="a good invoice PDF beside a ../ member: the invoice is read, the ../ refused",
+        description="a good invoice PDF beside a ../ member: the invoice becomes a child item, "
+        "the ../ is refused",
         expected_state="done",
         expected_codes=frozenset(),
     )
@@ -471,6 +476,85 @@ def _zip_bad_crc(folder: Path, key: str) -> HostileCase:
     )
 
 
+# --- e-mail and Office ------------------------------------------------------------
+
+
+def _many_part_email(folder: Path, key: str) -> HostileCase:
+    path = Path("ten-thousand-parts.eml")
+    _write(folder / path, mailgen.many_parts(10_000))
+    return HostileCase(
+        key=key,
+        path=path,
+        description="a message of 10,000 MIME parts (the limit is 2,000)",
+        expected_state="failed",
+        expected_codes=frozenset({"limit_exceeded"}),
+    )
+
+
+def _zip_bomb_docx(folder: Path, key: str) -> HostileCase:
+    path = Path("zip-bomb.docx")
+    officegen.write_zip_bomb_docx(folder / path)
+    return HostileCase(
+        key=key,
+        path=path,
+        description="a real DOCX whose document part expands 200 MB at about 1000:1",
+        expected_state="failed",
+        expected_codes=frozenset({"unsafe_archive"}),
+    )
+
+
+def _billion_laughs_docx(folder: Path, key: str) -> HostileCase:
+    path = Path("billion-laughs.docx")
+    officegen.write_billion_laughs_docx(folder / path)
+    return HostileCase(
+        key=key,
+        path=path,
+        description="a DOCX whose document part nests entities to 10^9 'lol's",
+        expected_state="failed",
+        expected_codes=frozenset({"corrupt_file", "no_content"}),
+    )
+
+
+def _macro_docm(folder: Path, key: str) -> HostileCase:
+    path = Path("invoice-macro.docm")
+    officegen.write_macro_docm(folder / path)
+    return HostileCase(
+        key=key,
+        path=path,
+        description="a macro-enabled Word file with an auto-open VBA project: read, never run",
+        expected_state="done",
+        expected_codes=frozenset(),
+    )
+
+
+def _encrypted_docx(folder: Path, key: str) -> HostileCase:
+    path = Path("encrypted.docx")
+    officegen.write_encrypted_docx(folder / path)
+    return HostileCase(
+        key=key,
+        path=path,
+        description="a DOCX saved with a password (an ECMA-376 encrypted package)",
+        expected_state="failed",
+        expected_codes=frozenset({"encrypted"}),
+    )
+
+
+def _hanging_conversion(folder: Path, key: str) -> HostileCase:
+    path = Path("hangs-libreoffice.doc")
+    with tempfile.TemporaryDirectory() as scratch:
+        docx = officegen.write_docx(Path(scratch) / "legacy.docx", ["A legacy memo."] * 20)
+        doc = officegen.convert_with_libreoffice(docx, "doc", Path(scratch) / "out")
+        _write(folder / path, doc.read_bytes())
+    return HostileCase(
+        key=key,
+        path=path,
+        description="a legacy DOC whose LibreOffice conversion runs past its time limit",
+        expected_state="failed",
+        expected_codes=frozenset({"timeout"}),
+        needs_low_limits=True,
+    )
+
+
 _BUILDERS: dict[str, Callable[[Path, str], HostileCase]] = {
     "truncated-half": _truncated_half,
     "truncated-early": _truncated_early,
@@ -497,6 +581,12 @@ _BUILDERS: dict[str, Callable[[Path, str], HostileCase]] = {
     "zip-partly-hostile": _zip_partly_hostile,
     "zip-encrypted": _zip_encrypted_member,
     "zip-bad-crc": _zip_bad_crc,
+    "ten-thousand-part-email": _many_part_email,
+    "zip-bomb-docx": _zip_bomb_docx,
+    "billion-laughs-docx": _billion_laughs_docx,
+    "macro-docm": _macro_docm,
+    "encrypted-docx": _encrypted_docx,
+    "hanging-conversion": _hanging_conversion,
 }
 
 # Every case, in the order the corpus is built and listed.

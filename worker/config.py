@@ -123,6 +123,12 @@ class LimitSettings(BaseModel):
     max_archive_expanded_bytes: int = 8 * 1024**3
     max_archive_depth: int = 3
     max_archive_ratio: int = 200  # expanded/compressed per member: above is a bomb
+    # E-mail: MIME parts in one message, and messages in one mailbox.
+    max_email_parts: int = 2_000
+    max_mailbox_messages: int = 1_000_000
+    # LibreOffice conversions: a time limit of base + per-MiB seconds.
+    convert_base_s: float = 60.0
+    convert_per_mib_s: float = 10.0
 
 
 class MediaSettings(BaseModel):
@@ -131,6 +137,7 @@ class MediaSettings(BaseModel):
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     tesseract_path: str = "tesseract"
+    soffice_path: str = "soffice"  # LibreOffice, for legacy Office files (a separate process)
     # Wall-clock limit for one run of ffmpeg, ffprobe or tesseract.
     tool_timeout_s: float = 600.0
     # Longer audio or video is refused (limit_exceeded) before any decoding:

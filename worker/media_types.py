@@ -16,6 +16,8 @@ recognising them still lets a report say "video/mp4, unsupported" rather than
 from __future__ import annotations
 
 import codecs
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,24 @@ from worker import errors
 
 PDF = "application/pdf"
 PLAIN_TEXT = "text/plain"
+ZIP = "application/zip"
+EML = "message/rfc822"
+MBOX = "application/mbox"
+HTML = "text/html"
+RTF = "application/rtf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+MSG = "application/vnd.ms-outlook"
+DOC = "application/msword"
+XLS = "application/vnd.ms-excel"
+PPT = "application/vnd.ms-powerpoint"
+OLE = "application/x-ole-storage"  # a compound file none of the types below
+# An Office file saved with a password: OOXML inside an encrypted OLE package.
+ENCRYPTED_OFFICE = "application/x-encrypted-office"
+ODT = "application/vnd.oasis.opendocument.text"
+ODS = "application/vnd.oasis.opendocument.spreadsheet"
+ODP = "application/vnd.oasis.opendocument.presentation"
 UNKNOWN = "application/octet-stream"
 # What is recorded for a zero-byte file (the name file(1) gives it). The
 # detector never returns it: it raises EmptyFileError, since no extractor could
@@ -59,9 +79,11 @@ _SIGNATURES: tuple[_Signature, ...] = (
     _Signature(0, b"GIF89a", "image/gif"),
     _Signature(0, b"II*\x00", "image/tiff"),
     _Signature(0, b"MM\x00*", "image/tiff"),
-    _Signature(0, b"PK\x03\x04", "application/zip"),
-    _Signature(0, b"PK\x05\x06", "application/zip"),  # an empty archive
-    _Signature(0, b"PK\x07\x08", "application/zip"),  # a spanned archive
+    _Signature(0, b"PK\x03\x04", ZIP),
+    _Signature(0, b"PK\x05\x06", ZIP),  # an empty archive
+    _Signature(0, b"PK\x07\x08", ZIP),  # a spanned archive
+    _Signature(0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", OLE),  # a compound file
+    _Signature(0, b"{\\rtf", RTF),
     _Signature(0, b"OggS", "audio/ogg"),
     _Signature(0, b"fLaC", "audio/flac"),
     _Signature(0, b"ID3", "audio/mpeg"),
@@ -117,7 +139,12 @@ def detect_media_type(path: Path) -> str:
         at_end = stream.read(1) == b""
     if not head:
         raise errors.EmptyFileError(f"{path.name} is empty (zero bytes)")
-    return _media_type_of_head(head, whole_file=at_end)
+    media_type = _media_type_of_head(head, whole_file=at_end)
+    if media_type == ZIP:
+        return _zip_package_type(path, head)
+    if media_type == OLE:
+        return _compound_file_type(path)
+    return media_type
 
 
 def _media_type_of_head(head: bytes, *, whole_file: bool) -> str:
@@ -138,6 +165,11 @@ def _media_type_of_head(head: bytes, *, whole_file: bool) -> str:
         return PDF
     if _is_mpeg_audio_frame(head):
         return "audio/mpeg"
+    mail_type = _mail_type(head)
+    if mail_type is not None:
+        return mail_type
+    if _looks_like_html(head):
+        return HTML
     if _is_utf8_text(head, whole_file=whole_file):
         return PLAIN_TEXT
     if _is_mpeg_transport_stream(head):
@@ -179,3 +211,116 @@ def _is_utf8_text(head: bytes, *, whole_file: bool) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+# Header fields that only a message carries, at least two of which a real one starts with.
+_MESSAGE_HEADERS = frozenset(
+    {
+        b"from",
+        b"to",
+        b"cc",
+        b"date",
+        b"subject",
+        b"message-id",
+        b"mime-version",
+        b"received",
+        b"return-path",
+        b"delivered-to",
+        b"reply-to",
+        b"in-reply-to",
+        b"references",
+    }
+)
+_IDENTIFYING_HEADERS = frozenset({b"from", b"date", b"subject", b"message-id"})
+_HEADER_LINE = re.compile(rb"^([A-Za-z0-9][A-Za-z0-9-]{0,76}):")
+
+
+def _mail_type(head: bytes) -> str | None:
+    """A mailbox (``From `` separator line first) or one message (header lines first)."""
+    text = head.lstrip(b"\r\n")
+    lines = text.split(b"\n", 40)[:40]
+    if lines and lines[0].startswith(b"From ") and _header_names(lines[1:]):
+        return MBOX
+    names = _header_names(lines)
+    if len(names & _MESSAGE_HEADERS) >= 2 and names & _IDENTIFYING_HEADERS:
+        return EML
+    return None
+
+
+def _header_names(lines: list[bytes]) -> set[bytes]:
+    """The names of the header lines at the start of ``lines``, up to the first blank one."""
+    names: set[bytes] = set()
+    for line in lines:
+        line = line.rstrip(b"\r")
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t") and names:
+            continue  # a folded continuation line
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            return set()
+        names.add(match.group(1).lower())
+    return names
+
+
+def _looks_like_html(head: bytes) -> bool:
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:64].lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+# The part that names an Office Open XML package's kind.
+_OOXML_MAIN_PARTS: tuple[tuple[str, str], ...] = (
+    ("word/document.xml", DOCX),
+    ("xl/workbook.xml", XLSX),
+    ("ppt/presentation.xml", PPTX),
+)
+_ODF_TYPES = {
+    b"application/vnd.oasis.opendocument.text": ODT,
+    b"application/vnd.oasis.opendocument.spreadsheet": ODS,
+    b"application/vnd.oasis.opendocument.presentation": ODP,
+}
+
+
+def _zip_package_type(path: Path, head: bytes) -> str:
+    """A ZIP that is an Office or OpenDocument file, by its parts; else a plain ZIP.
+
+    OpenDocument stores its type uncompressed as the first member, ``mimetype``;
+    Office Open XML is told by its main part in the central directory (read
+    without decompressing anything).
+    """
+    if head[30:38] == b"mimetype":
+        for declared, media_type in _ODF_TYPES.items():
+            if head[38 : 38 + len(declared)] == declared:
+                return media_type
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+        return ZIP
+    if "[Content_Types].xml" in names:
+        for part, media_type in _OOXML_MAIN_PARTS:
+            if part in names:
+                return media_type
+    return ZIP
+
+
+def _compound_file_type(path: Path) -> str:
+    """What an OLE compound file holds, by its stream names (olefile reads only the directory)."""
+    import olefile  # BSD; installed with msoffcrypto-tool and python-oxmsg
+
+    try:
+        with olefile.OleFileIO(str(path)) as compound:
+            streams = {"/".join(entry) for entry in compound.listdir(streams=True, storages=True)}
+    except Exception:  # olefile raises bare OSError, ValueError, struct errors…
+        return OLE
+    if "EncryptionInfo" in streams and "EncryptedPackage" in streams:
+        return ENCRYPTED_OFFICE
+    if any(name.startswith("__substg1.0_") for name in streams):
+        return MSG
+    if "WordDocument" in streams:
+        return DOC
+    if "Workbook" in streams or "Book" in streams:
+        return XLS
+    if "PowerPoint Document" in streams:
+        return PPT
+    return OLE

@@ -37,7 +37,17 @@ from db.models import (
 )
 from db.session import NO_KEY_UPDATE, transaction
 from worker import analysis as analysis_module
-from worker import errors, item_states, leases, media_types, sandbox, task_specs, windowing
+from worker import (
+    email_threads,
+    errors,
+    families,
+    item_states,
+    leases,
+    media_types,
+    sandbox,
+    task_specs,
+    windowing,
+)
 from worker.config import WorkerConfig
 from worker.extractors import load_plugins, supported_media_types
 from worker.extractors.base import Extraction
@@ -81,6 +91,9 @@ class ItemOutcome:
     error_code: str | None = None
     retry: bool = False  # a transient error, or leased elsewhere; try again later
     retry_after_s: float | None = None  # when to try again, if the caller should wait
+    # Item runs made for files found inside this item (attachments, messages):
+    # pending, for the caller to publish (the recovery sweep does if it cannot).
+    new_item_run_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,9 +154,23 @@ def process_item_run(context: PipelineContext, item_run_id: int) -> ItemOutcome:
 def _attempt(context: PipelineContext, claim: Claim, heartbeat: LeaseHeartbeat) -> ItemOutcome:
     """Extract, analyse and store under a live lease; turn every failure into an outcome."""
     timings = _Timings()
+    found: list[int] = []  # item runs of children, recorded by the extraction
+    outcome = _attempt_outcome(context, claim, heartbeat, timings, found)
+    return dataclasses.replace(outcome, new_item_run_ids=tuple(found)) if found else outcome
+
+
+def _attempt_outcome(
+    context: PipelineContext,
+    claim: Claim,
+    heartbeat: LeaseHeartbeat,
+    timings: _Timings,
+    found: list[int],
+) -> ItemOutcome:
     try:
         with errors.database_errors_mapped():
-            prepared = _extract(context, claim, timings, heartbeat)
+            prepared = _extract(context, claim, timings, heartbeat, found)
+            if prepared.container:
+                return _finish_container(context, claim, prepared)
             task, deterministic = _task_for_run(context, claim.run_id)
             started = time.perf_counter()
             result = analysis_module.analyse_document(
@@ -332,15 +359,24 @@ class _Prepared:
     document_name: str
     extractor: str
     inputs: dict[str, Any]  # stored with the result: what the model could use
+    container: bool = False  # a mailbox or mail store folder: its children are the documents
 
 
 _PICTURE_KINDS = frozenset({"image", "frame"})
 
 
 def _extract(
-    context: PipelineContext, claim: Claim, timings: _Timings, heartbeat: LeaseHeartbeat
+    context: PipelineContext,
+    claim: Claim,
+    timings: _Timings,
+    heartbeat: LeaseHeartbeat,
+    found: list[int],
 ) -> _Prepared:
-    """The item's labelled text and pictures, extracting (once per item) if not done before."""
+    """The item's labelled text and pictures, extracting (once per item) if not done before.
+
+    Files found inside the item are recorded as items of its family with the
+    extraction; their new item runs are added to ``found``.
+    """
     started = time.perf_counter()
     with context.session_factory() as session:
         item = session.get(Item, claim.item_id)
@@ -348,11 +384,13 @@ def _extract(
         already_extracted = item.extractor is not None
     if not already_extracted:
         extraction = _run_extractor(context.config, item, heartbeat.check)
-        _store_extraction(context, claim, extraction)
+        found.extend(_store_extraction(context, claim, extraction))
     timings.mark("extract_seconds", started)
     with context.session_factory() as session:
         item = session.get(Item, claim.item_id)
         assert item is not None
+        if (item.doc_metadata or {}).get("container"):
+            return _Prepared([], Path(item.path).name, item.extractor or "unknown", {}, True)
         segments = sorted(
             session.scalars(select(StoredSegment).where(StoredSegment.item_id == item.id)).all(),
             key=_source_order,
@@ -465,20 +503,27 @@ def _run_extractor(config: WorkerConfig, item: Item, heartbeat: Callable[[], Non
     )
 
 
-def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extraction) -> None:
-    """Store the segments and metadata once per item, with text the database accepts."""
+def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extraction) -> list[int]:
+    """Store the segments, metadata and children once per item, with text the database accepts.
+
+    Returns the item runs made for the children (none if another worker
+    stored this extraction first).
+    """
     segments, replaced = _storable_segments(extraction)
     metadata, metadata_replaced = storable.clean(extraction.metadata)
     identifiers, identifiers_replaced = storable.clean(extraction.identifiers or None)
-    replaced += metadata_replaced + identifiers_replaced
+    email, email_replaced = storable.clean(extraction.email)
+    replaced += metadata_replaced + identifiers_replaced + email_replaced
     if replaced:
         # Say so on the item: the stored text differs from the file's by these characters.
         metadata = metadata | {"unstorable_characters_replaced": replaced}
+    if extraction.container:
+        metadata = metadata | {"container": True}
     with transaction(context.session_factory) as session:
         item = session.get(Item, claim.item_id, with_for_update=NO_KEY_UPDATE)
         assert item is not None
         if item.extractor is not None:
-            return  # another worker stored the same extraction first
+            return []  # another worker stored the same extraction first
         item.extractor = extraction.extractor
         item.page_count = metadata.get("page_count")
         item.doc_metadata = metadata
@@ -507,6 +552,8 @@ def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extrac
         }
         if replaced:
             details["unstorable_characters_replaced"] = replaced
+        if extraction.children:
+            details["children"] = len(extraction.children)
         audit.append_event(
             session,
             audit.EventDraft(
@@ -519,6 +566,20 @@ def _store_extraction(context: PipelineContext, claim: Claim, extraction: Extrac
                 details,
             ),
         )
+        if email is not None:
+            email_threads.record_message(session, item, email)
+        if not extraction.children:
+            return []
+        update = families.record_children(
+            session,
+            item,
+            extraction.children,
+            artifacts_dir=context.config.artifacts_dir / item.sha256,
+            objects_dir=context.config.objects_dir,
+            run_id=claim.run_id,
+            actor=context.worker_id,
+        )
+        return update.item_run_ids
 
 
 def _storable_segments(extraction: Extraction) -> tuple[list[Any], int]:
@@ -538,6 +599,21 @@ def _storable_segments(extraction: Extraction) -> tuple[list[Any], int]:
 
 
 # --- analyse ------------------------------------------------------------------
+
+
+def _finish_container(context: PipelineContext, claim: Claim, prepared: _Prepared) -> ItemOutcome:
+    """A container is done once its children are recorded: the model reads them, not it."""
+    with transaction(context.session_factory) as session:
+        item_run = _lock_leased_item_run(session, context, claim)
+        item_states.transition(
+            session,
+            item_run,
+            ItemState.done,
+            context.worker_id,
+            "container: its children are reviewed",
+        )
+        complete_run_if_finished(session, claim.run_id, context.worker_id)
+    return ItemOutcome(claim.item_run_id, ItemState.done)
 
 
 def _task_for_run(context: PipelineContext, run_id: int) -> tuple[task_specs.TaskSpec, bool]:
@@ -686,6 +762,8 @@ def complete_run_if_finished(session: Session, run_id: int, actor: str) -> bool:
         return False
     run.state = RunState.completed
     run.finished_at = utcnow()
+    # Every message of the job is extracted now: place each in its thread.
+    threads = email_threads.rethread_job(session, run.job_id)
     counts = dict(
         session.execute(
             select(ItemRun.state, func.count())
@@ -700,7 +778,10 @@ def complete_run_if_finished(session: Session, run_id: int, actor: str) -> bool:
             actor,
             run.job_id,
             run.id,
-            details={"items_by_state": {state.value: count for state, count in counts.items()}},
+            details={
+                "items_by_state": {state.value: count for state, count in counts.items()},
+                **({"email_threads": threads} if threads else {}),
+            },
         ),
     )
     return True

@@ -91,6 +91,7 @@ def extract_isolated(
                     "limits": limits.model_dump(mode="json"),
                     "media": media.model_dump(mode="json"),
                     "result_path": str(result_path),
+                    "parent_pid": os.getpid(),
                     "plugins": list(plugins),
                 }
             )
@@ -247,6 +248,21 @@ def _apply_limits(limits: dict[str, Any]) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft_files, _MAX_OPEN_FILES), hard_files))
 
 
+def _die_with_parent(parent_pid: int | None) -> None:
+    """End this child when the worker that started it dies (Linux ``PR_SET_PDEATHSIG``).
+
+    A worker killed mid-extraction must not leave an orphan writing into the
+    item's artifacts while the next attempt resumes from them.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the parent died before the signal was armed
+
+
 def _write_result(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: a child killed mid-write leaves no half result behind."""
     partial = path.with_suffix(".partial")
@@ -256,6 +272,7 @@ def _write_result(path: Path, payload: dict[str, Any]) -> None:
 
 def _child_main(request_path: Path) -> int:
     request = json.loads(request_path.read_text())
+    _die_with_parent(request.get("parent_pid"))
     _apply_limits(request["limits"])
     # SIGXCPU's default action kills without a word; the parent reads the
     # signal from the exit status, so the default is what we want.

@@ -153,12 +153,29 @@ def register_worker_tasks(app: Celery, config: WorkerConfig) -> WorkerProcess:
             outcome = _end_attempt(process.context(), item_run_id, exc)
             if outcome is None:
                 return None
+        if outcome.new_item_run_ids:
+            _publish_children(app, config, process.context(), outcome.new_item_run_ids)
         if outcome.retry:
             countdown = outcome.retry_after_s or _backoff_seconds(config, self.request.retries)
             raise self.retry(countdown=countdown)
         return outcome.state.value if outcome.state else None
 
     return process
+
+
+def _publish_children(
+    app: Celery, config: WorkerConfig, context: PipelineContext, item_run_ids: tuple[int, ...]
+) -> None:
+    """Publish the item runs of files found inside an item; the sweep does it if this fails."""
+    try:
+        Dispatcher(app, config.worker.queue).publish(
+            context.session_factory, item_run_ids, context.worker_id
+        )
+    except Exception:
+        logger.exception(
+            "could not publish %d item run(s) found inside an item; the sweep will",
+            len(item_run_ids),
+        )
 
 
 def _end_attempt(

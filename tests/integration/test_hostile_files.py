@@ -41,6 +41,8 @@ def hostile_env(sieve_env: dict[str, str]) -> dict[str, str]:
         "SIEVE_LIMITS__EXTRACT_CPU_S": str(limits.extract_cpu_s),
         "SIEVE_LIMITS__EXTRACT_WALL_S": str(limits.extract_wall_s),
         "SIEVE_LIMITS__EXTRACT_MEMORY_MB": str(limits.extract_memory_mb),
+        "SIEVE_LIMITS__CONVERT_BASE_S": str(limits.convert_base_s),
+        "SIEVE_LIMITS__CONVERT_PER_MIB_S": str(limits.convert_per_mib_s),
     }
 
 

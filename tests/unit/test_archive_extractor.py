@@ -14,7 +14,7 @@ from tests import pdfgen, zipgen
 from worker import errors
 from worker.config import LimitSettings
 from worker.extractors.archive import RefusalReason, ZipExtractor
-from worker.extractors.base import Extraction, SegmentKind
+from worker.extractors.base import ChildRole, Extraction
 from worker.extractors.registry import extractor_for
 
 NOTES = "Minutes of the harbour committee, 4 April 2024. The new pontoon opens in May.\n"
@@ -67,59 +67,48 @@ def test_the_zip_extractor_is_registered_for_application_zip() -> None:
 # --- members that can be read -------------------------------------------------------
 
 
-def test_each_member_is_extracted_with_labels_prefixed_by_its_path(
+def children_of(extraction: Extraction, artifacts_dir: Path) -> dict[str, bytes]:
+    """Each child's name and the bytes written for it."""
+    return {
+        child.name: (artifacts_dir / child.artifact_path).read_bytes()
+        for child in extraction.children
+    }
+
+
+def test_each_member_becomes_a_child_named_by_its_path_and_the_zip_a_container(
     tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
 ) -> None:
-    pdf = pdfgen.make_mixed_pdf(tmp_path / "mixed.pdf")  # 2 text pages and a scan
+    pdf = pdfgen.make_mixed_pdf(tmp_path / "mixed.pdf")
     source = zipgen.make_zip(
         tmp_path / "bundle.zip", [("reports/q1.pdf", pdf.read_bytes()), ("notes.txt", NOTES)]
     )
 
     extraction = extract(source, artifacts_dir, limits)
 
-    assert extraction.extractor == "zip/1"
+    assert extraction.extractor == "zip/2"
     assert extraction.media_type == "application/zip"
-    assert [segment.label for segment in extraction.segments] == [
-        "reports/q1.pdf: page 1",
-        "reports/q1.pdf: page 2",
-        "reports/q1.pdf: page 3",
-        "notes.txt: page 1",
+    assert extraction.container is True
+    assert extraction.segments == []
+    assert [(c.name, c.ordinal, c.role) for c in extraction.children] == [
+        ("reports/q1.pdf", 1, ChildRole.member),
+        ("notes.txt", 2, ChildRole.member),
     ]
-    assert [segment.attributes["member"] for segment in extraction.segments] == [
-        "reports/q1.pdf"
-    ] * 3 + ["notes.txt"]
-    assert "New loading dock schedule" in extraction.segments[0].text
-    assert extraction.segments[3].text == NOTES
+    assert children_of(extraction, artifacts_dir) == {
+        "reports/q1.pdf": pdf.read_bytes(),
+        "notes.txt": NOTES.encode(),
+    }
+    assert extraction.metadata["files"] == {"expected": 2, "extracted": 2, "failed": 0}
 
 
-def test_indices_are_renumbered_per_kind_so_kind_and_index_stay_unique(
+def test_child_paths_are_relative_to_the_archive_artifacts_dir(
     tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
 ) -> None:
-    memo = pdfgen.make_text_pdf(tmp_path / "memo.pdf", pdfgen.MEMO_PAGES)
-    source = zipgen.make_zip(
-        tmp_path / "two.zip",
-        [("a/memo.pdf", memo.read_bytes()), ("b/memo.pdf", memo.read_bytes()), ("c.txt", NOTES)],
-    )
+    source = zipgen.make_zip(tmp_path / "one.zip", [("scans/receipt.txt", NOTES)])
 
-    extraction = extract(source, artifacts_dir, limits)
+    (child,) = extract(source, artifacts_dir, limits).children
 
-    assert [(segment.kind, segment.index) for segment in extraction.segments] == [
-        (SegmentKind.page, index) for index in range(5)
-    ]
-
-
-def test_artifact_paths_are_re_rooted_relative_to_the_archive_artifacts_dir(
-    tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
-) -> None:
-    scan = pdfgen.make_image_only_pdf(tmp_path / "scan.pdf")
-    source = zipgen.make_zip(tmp_path / "scans.zip", [("scans/receipt.pdf", scan.read_bytes())])
-
-    extraction = extract(source, artifacts_dir, limits)
-
-    (page,) = extraction.segments
-    assert page.needs_ocr is True
-    assert page.artifact_path == "derived/00001/page-00001.png"
-    assert (artifacts_dir / page.artifact_path).read_bytes().startswith(b"\x89PNG")
+    assert child.artifact_path == "members/scans/receipt.txt"
+    assert not Path(child.artifact_path).is_absolute()
 
 
 def test_members_are_listed_with_the_size_and_hash_of_what_was_written(
@@ -137,14 +126,13 @@ def test_members_are_listed_with_the_size_and_hash_of_what_was_written(
             "sha256": hashlib.sha256(memo).hexdigest(),
             "media_type": "application/pdf",
             "state": "extracted",
-            "extractor": "pdf/1",
         }
     ]
     assert extraction.metadata["refused"] == []
     assert (artifacts_dir / "members" / "memo.pdf").read_bytes() == memo
 
 
-def test_a_nested_zip_of_a_pdf_extracts_its_pages_with_the_full_member_path(
+def test_the_members_of_a_nested_zip_become_children_with_the_full_member_path(
     tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
 ) -> None:
     mixed = pdfgen.make_mixed_pdf(tmp_path / "mixed.pdf").read_bytes()
@@ -155,18 +143,11 @@ def test_a_nested_zip_of_a_pdf_extracts_its_pages_with_the_full_member_path(
 
     extraction = extract(source, artifacts_dir, limits)
 
-    labels = [segment.label for segment in extraction.segments]
-    assert labels == [
-        "notes.txt: page 1",
-        "bundle/inner.zip/q1.pdf: page 1",
-        "bundle/inner.zip/q1.pdf: page 2",
-        "bundle/inner.zip/q1.pdf: page 3",
-    ]
-    scanned = extraction.segments[3]
-    assert scanned.attributes["member"] == "bundle/inner.zip/q1.pdf"
-    assert scanned.index == 3
-    assert scanned.artifact_path == "derived/00002/derived/00001/page-00003.png"
-    assert (artifacts_dir / scanned.artifact_path).is_file()
+    assert children_of(extraction, artifacts_dir) == {
+        "notes.txt": NOTES.encode(),
+        "bundle/inner.zip/q1.pdf": mixed,
+    }
+    assert [c.ordinal for c in extraction.children] == [1, 2]
     assert states(extraction) == {
         "notes.txt": "extracted",
         "bundle/inner.zip": "extracted",
@@ -181,7 +162,7 @@ def test_an_lzma_member_is_read(tmp_path: Path, artifacts_dir: Path, limits: Lim
 
     extraction = extract(source, artifacts_dir, limits)
 
-    assert extraction.segments[0].text == NOTES
+    assert children_of(extraction, artifacts_dir) == {"notes.txt": NOTES.encode()}
 
 
 def test_extracting_the_same_archive_again_into_the_same_folder_gives_the_same_result(
@@ -245,10 +226,7 @@ def test_a_good_member_beside_an_unsafe_one_is_extracted_and_the_refusal_recorde
 
     extraction = extract(source, artifacts_dir, limits)
 
-    assert [segment.label for segment in extraction.segments] == [
-        "memo.pdf: page 1",
-        "memo.pdf: page 2",
-    ]
+    assert [child.name for child in extraction.children] == ["memo.pdf"]
     assert refusal_reasons(extraction) == {name: reason.value}
     refused_entry = extraction.metadata["members"][1]
     assert refused_entry["state"] == "refused"
@@ -303,7 +281,7 @@ def test_invisible_characters_in_a_name_are_escaped_in_labels_and_metadata(
 
     extraction = extract(source, artifacts_dir, limits)
 
-    assert extraction.segments[0].label == "invoice\\u202efdp.txt: page 1"
+    assert extraction.children[0].name == "invoice\\u202efdp.txt"
     assert extraction.metadata["members"][0]["path"] == "invoice\\u202efdp.txt"
     assert (artifacts_dir / "members" / "invoice\u202efdp.txt").read_text() == NOTES
 
@@ -317,7 +295,7 @@ def test_a_duplicate_name_is_refused_and_the_first_member_kept(
 
     extraction = extract(source, artifacts_dir, limits)
 
-    assert [segment.text for segment in extraction.segments] == [NOTES]
+    assert list(children_of(extraction, artifacts_dir).values()) == [NOTES.encode()]
     assert refusal_reasons(extraction) == {"notes.txt": "duplicate"}
     assert (artifacts_dir / "members" / "notes.txt").read_text() == NOTES
 
@@ -427,7 +405,7 @@ def test_a_small_repetitive_member_is_not_a_bomb(
 
     extraction = extract(source, artifacts_dir, limits)
 
-    assert "".join(segment.text for segment in extraction.segments) == repetitive
+    assert children_of(extraction, artifacts_dir) == {"zeros.csv": repetitive.encode()}
 
 
 def test_members_past_the_total_expanded_size_are_refused_and_the_rest_kept(
@@ -479,7 +457,7 @@ def test_exactly_the_member_limit_is_allowed(tmp_path: Path, artifacts_dir: Path
 
     extraction = extract(source, artifacts_dir, LimitSettings(max_archive_members=4))
 
-    assert len(extraction.segments) == 4
+    assert len(extraction.children) == 4
 
 
 def test_a_central_directory_declaring_too_many_members_is_refused_before_parsing(
@@ -525,7 +503,7 @@ def test_members_of_nested_archives_count_against_the_same_member_limit(
     inner_entry = extraction.metadata["members"][1]
     assert inner_entry["state"] == "failed"
     assert inner_entry["error_code"] == "limit_exceeded"
-    assert [segment.label for segment in extraction.segments] == ["notes.txt: page 1"]
+    assert [child.name for child in extraction.children] == ["notes.txt"]
 
 
 def test_an_archive_nested_deeper_than_the_limit_is_refused(
@@ -547,9 +525,7 @@ def test_an_archive_nested_exactly_to_the_limit_is_read(
 
     extraction = extract(source, artifacts_dir, LimitSettings(max_archive_depth=2))
 
-    assert [segment.label for segment in extraction.segments] == [
-        "level-2.zip/level-3.zip/notes.txt: page 1"
-    ]
+    assert [child.name for child in extraction.children] == ["level-2.zip/level-3.zip/notes.txt"]
 
 
 def test_a_bomb_says_more_than_an_unsafe_path_when_nothing_could_be_extracted(
@@ -567,36 +543,18 @@ def test_a_bomb_says_more_than_an_unsafe_path_when_nothing_could_be_extracted(
 # --- members that fail on their own ----------------------------------------------------
 
 
-def test_a_member_of_an_unsupported_type_is_recorded_and_the_archive_goes_on(
+def test_a_member_of_any_type_becomes_a_child_the_archive_does_not_read_it(
     tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
 ) -> None:
-    source = zipgen.make_zip(
-        tmp_path / "mixed.zip",
-        [("tool.exe", b"MZ\x90\x00" + bytes(range(256))), ("notes.txt", NOTES)],
-    )
+    # The member's own item is extracted (and here fails as unsupported) later, alone.
+    tool = b"MZ\x90\x00" + bytes(range(256))
+    source = zipgen.make_zip(tmp_path / "mixed.zip", [("tool.exe", tool), ("notes.txt", NOTES)])
 
     extraction = extract(source, artifacts_dir, limits)
 
-    failed = extraction.metadata["members"][0]
-    assert failed["state"] == "failed"
-    assert failed["error_code"] == "unsupported_type"
-    assert failed["media_type"] == "application/octet-stream"
-    assert "application/octet-stream" in failed["error"]
-    assert [segment.label for segment in extraction.segments] == ["notes.txt: page 1"]
-
-
-def test_an_archive_of_only_unsupported_members_is_unsupported(
-    tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
-) -> None:
-    source = zipgen.make_zip(
-        tmp_path / "tools.zip", [("tool.exe", b"MZ\x90\x00" + bytes(range(256)))]
-    )
-
-    with pytest.raises(errors.UnsupportedTypeError) as raised:
-        extract(source, artifacts_dir, limits)
-
-    assert raised.value.item_state == "unsupported"
-    assert "tool.exe" in raised.value.message
+    assert children_of(extraction, artifacts_dir) == {"tool.exe": tool, "notes.txt": NOTES.encode()}
+    assert extraction.metadata["members"][0]["media_type"] == "application/octet-stream"
+    assert states(extraction) == {"tool.exe": "extracted", "notes.txt": "extracted"}
 
 
 def test_a_bzip2_member_is_not_read(
@@ -631,15 +589,15 @@ def test_an_archive_without_files_raises_empty_file_error(
     assert "holds no files" in raised.value.message
 
 
-def test_an_archive_of_an_empty_member_raises_empty_file_error(
+def test_an_empty_member_is_still_a_child_so_its_item_can_say_it_is_empty(
     tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
 ) -> None:
     source = zipgen.make_zip(tmp_path / "hollow.zip", [("empty.pdf", b"")])
 
-    with pytest.raises(errors.EmptyFileError) as raised:
-        extract(source, artifacts_dir, limits)
+    extraction = extract(source, artifacts_dir, limits)
 
-    assert "empty.pdf" in raised.value.message
+    assert children_of(extraction, artifacts_dir) == {"empty.pdf": b""}
+    assert extraction.metadata["members"][0]["media_type"] == "inode/x-empty"
 
 
 # --- archives that cannot be read -------------------------------------------------------
@@ -694,7 +652,8 @@ def test_a_corrupt_nested_archive_is_recorded_as_a_failed_member(
     extraction = extract(source, artifacts_dir, limits)
 
     assert extraction.metadata["members"][0]["error_code"] == "corrupt_file"
-    assert [segment.label for segment in extraction.segments] == ["notes.txt: page 1"]
+    assert [child.name for child in extraction.children] == ["notes.txt"]
+    assert extraction.metadata["files"] == {"expected": 2, "extracted": 1, "failed": 1}
 
 
 def test_a_missing_file_is_not_reported_as_corrupt(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.content_store import object_relative_path, store_file
 from worker import hashing
+from worker.content_store import object_relative_path, store_file
 
 # Larger than one read chunk, so hashing and copying span several blocks.
 MULTI_CHUNK_BYTES = bytes(range(256)) * (hashing.CHUNK_BYTES // 256 * 2 + 7)

@@ -158,7 +158,7 @@ def assert_the_extractors_reach(source: Path, case: HostileCase, work_dir: Path)
     assert state == case.expected_state
     if case.expected_state == "done":
         assert extraction is not None
-        assert extraction.segments
+        assert extraction.segments or extraction.children  # a container's files are its children
     else:
         assert code in case.expected_codes
 
@@ -202,7 +202,7 @@ def test_the_partly_hostile_zip_keeps_the_invoice_and_records_the_refusal(
     _, _, extraction = extract_as_the_pipeline_would(source, tmp_path, LimitSettings())
 
     assert extraction is not None
-    assert extraction.segments[0].label == "invoices/INV-2024-0412.pdf: page 1"
+    assert [child.name for child in extraction.children] == ["invoices/INV-2024-0412.pdf"]
     assert [refused["reason"] for refused in extraction.metadata["refused"]] == ["parent_reference"]
 
 
@@ -223,9 +223,12 @@ def test_the_low_limits_are_settings_that_exist() -> None:
     low = hostile.HOSTILE_LIMITS
     assert (low.max_pdf_pages, low.extract_cpu_s, low.extract_wall_s) == (2000, 10, 20.0)
     assert low.extract_memory_mb == 1024
+    assert (low.convert_base_s, low.convert_per_mib_s) == (0.3, 0.0)
     assert low.model_fields_set == {
         "max_pdf_pages",
         "extract_cpu_s",
         "extract_wall_s",
         "extract_memory_mb",
+        "convert_base_s",
+        "convert_per_mib_s",
     }

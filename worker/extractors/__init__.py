@@ -5,7 +5,19 @@ its class when imported, so adding a format is one module and one line here
 (explicit imports rather than entry points, so what is installed is what you read).
 """
 
-from worker.extractors import archive, audio, dicom, image, pdf, text, video  # noqa: F401  (imported to register)
+from worker.extractors import (  # noqa: F401  (imported to register)
+    archive,
+    audio,
+    converted,
+    dicom,
+    email,
+    image,
+    msg,
+    office,
+    pdf,
+    text,
+    video,
+)
 from worker.extractors.registry import (
     extractor_for,
     load_plugins,

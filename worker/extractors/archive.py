@@ -1,5 +1,12 @@
-"""ZIP archives: every member checked, written under the artifacts directory and
-read by the extractor for its own type.
+"""ZIP archives: every member checked and written out as a child item of its own.
+
+A ZIP is a container, not a document: each file in it becomes an item with
+the archive as its parent (its own state, error code, result and results row,
+its path ``bundle.zip › reports/q1.pdf``), extracted later by the extractor
+for its own type. Members of a ZIP inside the ZIP are read here, in the same
+pass, and become children named by their full path (``inner.zip/q1.pdf``):
+nested archives share one budget, so a ZIP of ZIPs cannot multiply itself
+into millions of items.
 
 Everything in a ZIP is a claim by whoever made it. A member's name may climb
 out of the target (``../../etc/cron.d/x``, ``/etc/passwd``, ``C:\\x``), its
@@ -11,9 +18,10 @@ what it produces, not by what it declares), and nested archives share one
 budget of members and bytes with the archive that holds them.
 
 A member refused for any of these reasons is recorded in
-``metadata["refused"]`` and the archive goes on with the others; so does a
-member whose own extractor fails. Only when no member at all could be
-extracted does the archive fail, with the most telling of its members' errors.
+``metadata["refused"]`` and the archive goes on with the others. Only when no
+member at all could be written does the archive fail, with the most telling
+of its members' errors; a member that is written but cannot be read fails
+later, alone, as its own item.
 
 Extraction runs in a sandboxed child process (worker/sandbox.py), but this
 module bounds itself too: memory by reading in chunks, disk and time by the
@@ -37,17 +45,17 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from worker import errors, media_types
 from worker.config import LimitSettings, MediaSettings
 from worker.extractors import registry
 from worker.extractors.base import (
-    ExtractedSegment,
+    ChildRole,
+    ExtractedChild,
     Extraction,
     Extractor,
-    SegmentKind,
     errors_mapped_to,
 )
 
@@ -168,10 +176,10 @@ def refusal_error(reason: RefusalReason) -> type[errors.InputError]:
 
 @registry.register
 class ZipExtractor(Extractor):
-    """Reads ZIP archives: each member by the extractor for its detected type."""
+    """Reads ZIP archives: each file member becomes a child item."""
 
     name = "zip"
-    version = "1"
+    version = "2"
     media_types = frozenset({MEDIA_TYPE})
     score = 100
 
@@ -182,27 +190,25 @@ class ZipExtractor(Extractor):
         limits: LimitSettings,
         media: MediaSettings = MediaSettings(),
     ) -> Extraction:
-        """The segments of every member that could be read, in archive order.
+        """Every member that passed the checks, written out as a child, in archive order.
 
-        Members are written to ``artifacts_dir/members/<archive path>`` and
-        read by the extractor for their detected type, with
-        ``artifacts_dir/derived/<position>`` as their own artifacts directory;
-        an archive inside the archive is read the same way, one level deeper.
-        Each segment's label and ``attributes["member"]`` name the member
-        ("reports/q1.pdf: page 2"; "inner.zip/q1.pdf: page 2" for a nested
-        one), indices are renumbered per kind across members, and artifact
-        paths stay relative to ``artifacts_dir``. Identifiers are keyed by member.
+        Members are written to ``artifacts_dir/members/<archive path>``; an
+        archive inside the archive is read the same way, one level deeper, on
+        the same budget, and its members become children named
+        ``inner.zip/<their path>``. Each child's name is its member path.
 
         ``metadata["members"]`` lists every file member with its ``state``
-        (extracted, failed or refused) and, unless extracted, its
-        ``error_code`` and ``error``; ``metadata["refused"]`` says why each
-        refused one was (:class:`RefusalReason`); ``metadata["expanded_bytes"]``
-        counts every byte decompressed, refused members' included.
+        (extracted: written out as a child; failed or refused) and, unless
+        extracted, its ``error_code`` and ``error``; ``metadata["refused"]``
+        says why each refused one was (:class:`RefusalReason`);
+        ``metadata["files"]`` counts expected, extracted and failed members;
+        ``metadata["expanded_bytes"]`` counts every byte decompressed,
+        refused members' included.
 
-        Raises, when no member could be extracted, the most telling error
-        among the members': :class:`~worker.errors.LimitExceededError` (a bomb,
-        the total or depth cap), :class:`~worker.errors.UnsafeArchiveError`
-        (paths outside the archive, links), :class:`~worker.errors.EncryptedFileError`,
+        Raises, when no member could be written, the most telling error among
+        the members': :class:`~worker.errors.LimitExceededError` (a bomb, the
+        total or depth cap), :class:`~worker.errors.UnsafeArchiveError` (paths
+        outside the archive, links), :class:`~worker.errors.EncryptedFileError`,
         :class:`~worker.errors.CorruptFileError`, else the first member's own
         error. An archive with no file members raises
         :class:`~worker.errors.EmptyFileError`: it is valid, it just holds
@@ -219,16 +225,28 @@ class ZipExtractor(Extractor):
         contents = _read_archive(source, artifacts_dir, context)
         if not contents.extracted_any:
             raise _most_telling_error(contents)
+        root = artifacts_dir.resolve()
+        children = [
+            ExtractedChild(name, written.relative_to(root).as_posix(), ordinal, ChildRole.member)
+            for ordinal, (name, written) in enumerate(contents.children, start=1)
+        ]
+        failed = sum(1 for member in contents.members if member["state"] != "extracted")
         return Extraction(
             extractor=self.qualified_name(),
             media_type=MEDIA_TYPE,
-            segments=contents.segments,
+            segments=[],
             metadata={
                 "members": contents.members,
                 "refused": contents.refused,
+                "files": {
+                    "expected": len(children) + failed,
+                    "extracted": len(children),
+                    "failed": failed,
+                },
                 "expanded_bytes": budget.bytes_spent,
             },
-            identifiers=contents.identifiers,
+            children=children,
+            container=True,
         )
 
 
@@ -310,17 +328,15 @@ class _Problem:
 class _Contents:
     """What one archive, and the archives inside it, gave."""
 
-    segments: list[ExtractedSegment] = field(default_factory=list)
+    children: list[tuple[str, Path]] = field(default_factory=list)  # name, where written
     members: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
-    identifiers: dict[str, Any] = field(default_factory=dict)
     problems: list[_Problem] = field(default_factory=list)
-    next_index: dict[SegmentKind, int] = field(default_factory=dict)
 
     @property
     def extracted_any(self) -> bool:
-        """Whether at least one member was read by its extractor."""
-        return any(member["state"] == "extracted" for member in self.members)
+        """Whether at least one member was written out as a child."""
+        return bool(self.children)
 
     def refuse(self, member: str, refusal: _Refusal, written: _Written | None = None) -> None:
         """Record a member that was not written, or was removed again."""
@@ -348,55 +364,26 @@ class _Contents:
         )
         self.problems.append(_Problem(member, type(error), error.message))
 
-    def add_extraction(
-        self, member: str, written: _Written, extraction: Extraction, derived: PurePosixPath
-    ) -> None:
-        """Merge a member's own extraction, its segments prefixed with the member path."""
-        entry = _member_entry(member, written, extraction.media_type, "extracted")
-        entry["extractor"] = extraction.extractor
-        self.members.append(entry)
-        for segment in extraction.segments:
-            self._add_segment(segment, f"{member}: {segment.label}", member, derived)
-        if extraction.identifiers:
-            self.identifiers[member] = extraction.identifiers
+    def add_child(self, member: str, written: _Written, media_type: str) -> None:
+        """Record a member written out to become a child item."""
+        self.members.append(_member_entry(member, written, media_type, "extracted"))
+        self.children.append((member, written.path))
 
-    def add_nested(
-        self, member: str, written: _Written, nested: _Contents, derived: PurePosixPath
-    ) -> None:
+    def add_nested(self, member: str, written: _Written, nested: _Contents) -> None:
         """Merge an archive inside this one: its members become ``member/<their path>``."""
         if nested.extracted_any:
-            entry = _member_entry(member, written, MEDIA_TYPE, "extracted")
-            entry["extractor"] = ZipExtractor.qualified_name()
-            self.members.append(entry)
+            self.members.append(_member_entry(member, written, MEDIA_TYPE, "extracted"))
         else:
             self.fail(member, _most_telling_error(nested), written, MEDIA_TYPE)
         for inner in nested.members:
             self.members.append({**inner, "path": f"{member}/{inner['path']}"})
         for refusal in nested.refused:
             self.refused.append({**refusal, "member": f"{member}/{refusal['member']}"})
-        for inner_member, identifiers in nested.identifiers.items():
-            self.identifiers[f"{member}/{inner_member}"] = identifiers
-        for segment in nested.segments:
-            inner_member = f"{member}/{segment.attributes['member']}"
-            self._add_segment(segment, f"{member}/{segment.label}", inner_member, derived)
-
-    def _add_segment(
-        self, segment: ExtractedSegment, label: str, member: str, derived: PurePosixPath
-    ) -> None:
-        """Append ``segment`` renumbered within its kind and re-rooted under ``derived``."""
-        index = self.next_index.get(segment.kind, 0)
-        self.next_index[segment.kind] = index + 1
-        artifact_path = None
-        if segment.artifact_path is not None:
-            artifact_path = str(derived / segment.artifact_path)
-        self.segments.append(
-            dataclasses.replace(
-                segment,
-                index=index,
-                label=label,
-                artifact_path=artifact_path,
-                attributes={**segment.attributes, "member": member},
-            )
+        for name, written_path in nested.children:
+            self.children.append((f"{member}/{name}", written_path))
+        self.problems.extend(
+            _Problem(f"{member}/{problem.member}", problem.error, problem.message)
+            for problem in nested.problems
         )
 
 
@@ -768,30 +755,25 @@ def _extract_member(
     context: _Context,
     contents: _Contents,
 ) -> None:
-    """Run the extractor for the member's detected type and merge what it gives.
-
-    A retryable error (a tool timed out) propagates so the whole archive is
-    tried again; any other Sieve error is this member's alone.
-    """
-    derived = PurePosixPath(DERIVED_DIR, f"{planned.position:05d}")
-    derived_dir = artifacts_dir / derived
+    """Record the written member as a child; read it here only if it is an archive itself."""
     media_type: str | None = None
     try:
         media_type = media_types.detect_media_type(written.path)
-        extractor = registry.extractor_for(media_type)
-        if isinstance(extractor, ZipExtractor):
+        if media_type == MEDIA_TYPE:
+            derived_dir = artifacts_dir / DERIVED_DIR / f"{planned.position:05d}"
             nested = _read_nested(written.path, derived_dir, context)
-            contents.add_nested(planned.path, written, nested, derived)
-        else:
-            extraction = extractor.extract(written.path, derived_dir, context.limits, context.media)
-            contents.add_extraction(planned.path, written, extraction, derived)
+            contents.add_nested(planned.path, written, nested)
+            return
     except _Refusal as refusal:
         written.path.unlink(missing_ok=True)
         contents.refuse(planned.path, refusal, written)
+        return
+    except errors.EmptyFileError:
+        media_type = media_types.EMPTY  # an empty file is still a file: its item says so
     except errors.SieveError as error:
-        if error.retryable:
-            raise
         contents.fail(planned.path, error, written, media_type)
+        return
+    contents.add_child(planned.path, written, media_type)
 
 
 def _read_nested(source: Path, artifacts_dir: Path, context: _Context) -> _Contents:

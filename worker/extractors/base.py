@@ -31,6 +31,7 @@ class SegmentKind(str, enum.Enum):
     image = "image"  # a still image, or one page of a multi-page image
     frame = "frame"  # a video frame, with its timestamp
     audio_chunk = "audio_chunk"  # a stretch of audio and its transcript
+    part = "part"  # a named part of a document: a message, a sheet, a slide
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,34 @@ class ExtractedSegment:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
+class ChildRole(str, enum.Enum):
+    """How a child file sat in its container."""
+
+    message = "message"  # a message in a mailbox: a top-level document of its own family
+    member = "member"  # a file in an archive or a folder of a mail store: top-level too
+    attachment = "attachment"  # attached to, or embedded in, a document: stays in its family
+
+
+@dataclass(frozen=True)
+class ExtractedChild:
+    """A file found inside the source (an attachment, a message of a mailbox).
+
+    The extractor writes its bytes to ``artifact_path`` (relative to the
+    artifacts directory); the pipeline moves them into the content store and
+    makes the child an item of its own, with this item as its parent.
+    ``ordinal`` is its 1-based place among its siblings; ``name`` is what its
+    path shows after the parent's ("message 3: Re: Q3 forecast").
+    """
+
+    name: str
+    artifact_path: str
+    ordinal: int
+    role: ChildRole
+    # A message's normalised e-mail hash, when the container read it: what
+    # de-duplicates the same message exported from two mailboxes.
+    email_hash: str | None = None
+
+
 @dataclass(frozen=True)
 class Extraction:
     """Everything an extractor read from one file."""
@@ -65,12 +94,20 @@ class Extraction:
     # Patient- or person-identifying values (DICOM PS3.15 basic profile tags):
     # stored apart from ``metadata`` and kept out of prompts unless allowed.
     identifiers: dict[str, Any] = field(default_factory=dict)
+    children: list[ExtractedChild] = field(default_factory=list)
+    # A container (a mailbox, a mail store folder) holds documents but is not
+    # one: the model is not asked about it, only about its children.
+    container: bool = False
+    # An e-mail's identity and thread fields (see worker.email_identity).
+    email: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data: how an extraction crosses the sandbox boundary."""
         data = dataclasses.asdict(self)
         for segment in data["segments"]:
             segment["kind"] = SegmentKind(segment["kind"]).value
+        for child in data["children"]:
+            child["role"] = ChildRole(child["role"]).value
         return data
 
     @classmethod
@@ -80,7 +117,11 @@ class Extraction:
             ExtractedSegment(**{**segment, "kind": SegmentKind(segment["kind"])})
             for segment in data["segments"]
         ]
-        return cls(**{**data, "segments": segments})
+        children = [
+            ExtractedChild(**{**child, "role": ChildRole(child["role"])})
+            for child in data.get("children", [])
+        ]
+        return cls(**{**data, "segments": segments, "children": children})
 
 
 class Extractor(ABC):
