@@ -282,7 +282,7 @@ def report(job_id: int, run_number: int | None, output_format: str) -> None:
     with session_factory() as session:
         built = reconciliation.build_report(session, job_id, run_number)
     engine.dispose()
-    rows = [row.as_row() for row in built.rows + built.members]
+    rows = [row.as_row() for row in built.rows + built.found + built.members]
     writers: dict[str, Callable[[list[dict[str, Any]]], None]] = {
         "jsonl": _jsonl,
         "csv": _csv,
@@ -296,6 +296,8 @@ def report(job_id: int, run_number: int | None, output_format: str) -> None:
         codes = " ".join(f"{code}={n}" for code, n in built.error_codes().items())
         click.echo(f"by error code: {codes}", err=True)
     click.echo(built.check_line(), err=True)
+    if built.found:
+        click.echo(built.found_line(), err=True)
     sys.exit(commands.EXIT_OK if built.balanced else commands.EXIT_ITEMS_FAILED)
 
 
@@ -305,22 +307,22 @@ def _jsonl(rows: list[dict[str, Any]]) -> None:
 
 
 def _csv(rows: list[dict[str, Any]]) -> None:
-    writer = csv.DictWriter(
-        sys.stdout, fieldnames=["path", "category", "item_id", "error_code", "detail"]
-    )
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(reconciliation.COLUMNS))
     writer.writeheader()
     writer.writerows(rows)
 
 
 def _report_table(rows: list[dict[str, Any]]) -> None:
-    table = Table("path", "category", "item", "error code", "detail")
+    table = Table("path", "category", "item", "error code", "detail", "found in")
     for row in rows:
+        found_in = row["found_in_item_id"]
         table.add_row(
             row["path"],
             row["category"],
             str(row["item_id"]),
             row["error_code"] or "",
             row["detail"],
+            "" if found_in is None else str(found_in),
         )
     Console(width=max(120, Console().width)).print(table)
 

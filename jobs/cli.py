@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from rich.console import Console, Group
@@ -39,6 +39,9 @@ from jobs.submit import (
 )
 from worker import errors
 from worker.task_specs import TaskSpec
+
+if TYPE_CHECKING:
+    from worker.pipeline import ItemOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -196,13 +199,7 @@ def run(
     settings = commands.load_settings()
     task_spec = commands.task_from_options(settings, task, labels, schema, prompt)
     engine, session_factory = commands.open_database(settings)
-    options = RunOptions(
-        priority=priority,
-        deterministic=deterministic,
-        custodian=custodian,
-        custodian_folders=custodian_folders,
-        dedup=dedup,
-    )
+    options = _run_options(priority, deterministic, custodian, custodian_folders, dedup)
     submission = _ingest_with_progress(
         settings, session_factory, paths, task_spec, name, "in_process", options
     )
@@ -224,12 +221,29 @@ def run(
         console=console,
     ) as progress:
         bar = progress.add_task("", total=submission.item_count, task_name=task_spec.name)
-        run_item_runs(
-            context, submission.item_run_ids, on_outcome=lambda outcome: progress.advance(bar)
-        )
+
+        def advance(outcome: ItemOutcome) -> None:
+            # Files found inside an item (messages, attachments) join the total as they appear.
+            found = len(outcome.new_item_run_ids)
+            progress.update(bar, total=progress.tasks[bar].total + found, advance=1)
+
+        run_item_runs(context, submission.item_run_ids, on_outcome=advance)
     exit_code = _print_results(session_factory, submission.job_id, None, output_format, output)
     engine.dispose()
     sys.exit(exit_code)
+
+
+def _run_options(
+    priority: str, deterministic: bool, custodian: str | None, custodian_folders: bool, dedup: str
+) -> RunOptions:
+    """The per-run options ``sieve run`` and ``sieve submit`` share, from their flags."""
+    return RunOptions(
+        priority=priority,
+        deterministic=deterministic,
+        custodian=custodian,
+        custodian_folders=custodian_folders,
+        dedup=dedup,
+    )
 
 
 def _print_dry_run(settings: Settings, paths: tuple[Path, ...]) -> None:
@@ -275,13 +289,7 @@ def submit_command(
         _print_dry_run(settings, paths)
         return
     engine, session_factory = commands.open_database(settings)
-    options = RunOptions(
-        priority=priority,
-        deterministic=deterministic,
-        custodian=custodian,
-        custodian_folders=custodian_folders,
-        dedup=dedup,
-    )
+    options = _run_options(priority, deterministic, custodian, custodian_folders, dedup)
     submission = _ingest_with_progress(
         settings, session_factory, paths, task_spec, name, "celery", options
     )

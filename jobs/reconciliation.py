@@ -11,14 +11,20 @@ path the user submitted is in exactly one category for the run reported on:
 ``unfinished``     still pending, queued or running
 ``not_in_run``     a re-run that did not select it
 
-Files found inside archives are listed too, as ``expanded from archive``
-rows under the archive they came from; they are not submitted paths and are
-not counted in the check. The check line compares the submitted paths (the
-job's recorded file count, and its sources) with the sum of the categories.
+Files found inside containers and documents (a mailbox's messages, an
+e-mail's attachments, a ZIP's files, an Office file's embedded files) are
+items too, and each path they were found at is accounted for the same way,
+in a second check of its own: they are not submitted paths. An archive
+member that was refused (a ``..`` name, a bomb) never became an item; it is
+listed as a ``refused in archive`` row under its archive.
+
+The check lines compare the submitted paths (the job's recorded file count,
+and its sources) and the found paths with the sums of their categories.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +45,8 @@ CATEGORIES = (
     "unfinished",
     "not_in_run",
 )
+# The columns of a report row, in order (``as_row`` keys, the CSV header).
+COLUMNS = ("path", "category", "item_id", "error_code", "detail", "found_in_item_id")
 _BY_STATE = {
     ItemState.done: "processed",
     ItemState.failed: "failed",
@@ -59,6 +67,7 @@ class ReportRow:
     item_id: int | None
     error_code: str | None = None
     detail: str = ""
+    found_in_item_id: int | None = None  # the item it was found inside; None if submitted
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -67,6 +76,7 @@ class ReportRow:
             "item_id": self.item_id,
             "error_code": self.error_code,
             "detail": self.detail,
+            "found_in_item_id": self.found_in_item_id,
         }
 
 
@@ -78,22 +88,26 @@ class Report:
     run_number: int
     submitted: int  # the job's recorded file count
     rows: list[ReportRow] = field(default_factory=list)  # one per submitted path
-    members: list[ReportRow] = field(default_factory=list)  # found inside archives
+    found: list[ReportRow] = field(default_factory=list)  # one per path found inside an item
+    members: list[ReportRow] = field(default_factory=list)  # refused archive members
 
-    def counts(self) -> dict[str, int]:
-        counted = Counter(row.category for row in self.rows)
+    def counts(self, rows: list[ReportRow] | None = None) -> dict[str, int]:
+        counted = Counter(row.category for row in (self.rows if rows is None else rows))
         return {category: counted.get(category, 0) for category in CATEGORIES}
 
     def error_codes(self) -> dict[str, int]:
-        return dict(sorted(Counter(row.error_code for row in self.rows if row.error_code).items()))
+        coded = [row.error_code for row in self.rows + self.found if row.error_code]
+        return dict(sorted(Counter(coded).items()))
 
     @property
     def balanced(self) -> bool:
-        """Every submitted path in exactly one category, and no path twice."""
+        """Every submitted and every found path in exactly one category, and no path twice."""
         paths = [row.path for row in self.rows]
+        found = [row.path for row in self.found]
         return (
             len(paths) == len(set(paths)) == self.submitted
             and sum(self.counts().values()) == self.submitted
+            and len(found) == len(set(found))
         )
 
     def check_line(self) -> str:
@@ -104,6 +118,14 @@ class Report:
             f"check: {self.submitted} submitted paths = {terms} = {sum(counts.values())}: {verdict}"
         )
 
+    def found_line(self) -> str:
+        """The same check for the files found inside items (absent when none were)."""
+        counts = self.counts(self.found)
+        terms = " + ".join(f"{counts[c]} {c}" for c in CATEGORIES if counts[c])
+        unique = len({row.path for row in self.found}) == len(self.found)
+        verdict = "ok" if unique else "MISMATCH"
+        return f"check: {len(self.found)} found paths = {terms or '0'}: {verdict}"
+
 
 def build_report(session: Session, job_id: int, run_number: int | None = None) -> Report:
     """Account for every path submitted to ``job_id`` in run ``run_number`` (default: latest)."""
@@ -113,16 +135,17 @@ def build_report(session: Session, job_id: int, run_number: int | None = None) -
     run = resolve_run(session, job_id, run_number)
     report = Report(job_id, run.number, job.file_count)
     sources = session.execute(
-        select(ItemSource.path, Item, ItemRun)
+        select(ItemSource.path, ItemSource.container_item_id, Item, ItemRun)
         .join(Item, Item.id == ItemSource.item_id)
         .outerjoin(ItemRun, and_(ItemRun.item_id == Item.id, ItemRun.run_id == run.id))
         .where(ItemSource.job_id == job_id)
         .order_by(ItemSource.id)
     )
-    for path, item, item_run in sources:
-        report.rows.append(_row(path, item, item_run))
+    for path, container_item_id, item, item_run in sources:
+        row = dataclasses.replace(_row(path, item, item_run), found_in_item_id=container_item_id)
+        (report.rows if container_item_id is None else report.found).append(row)
         if path == item.path:
-            report.members.extend(_member_rows(item))
+            report.members.extend(_refused_member_rows(item))
     return report
 
 
@@ -138,17 +161,18 @@ def _row(path: str, item: Item, item_run: ItemRun | None) -> ReportRow:
     return ReportRow(path, category, item.id, item_run.error_code, detail)
 
 
-def _member_rows(item: Item) -> list[ReportRow]:
-    """The files an archive item held, as its extraction recorded them."""
+def _refused_member_rows(item: Item) -> list[ReportRow]:
+    """The members an archive refused or could not write: they never became items."""
     members = (item.doc_metadata or {}).get("members") or []
     return [
         ReportRow(
             f"{item.path}!{member.get('path')}",
-            f"expanded from archive {item.path}",
+            f"refused in archive {item.path}",
             item.id,
             member.get("error_code"),
             member.get("error") or member.get("state", ""),
+            item.id,
         )
         for member in members
-        if isinstance(member, dict)
+        if isinstance(member, dict) and member.get("state") != "extracted"
     ]

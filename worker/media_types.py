@@ -34,6 +34,7 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 MSG = "application/vnd.ms-outlook"
+PST = "application/vnd.ms-outlook-pst"  # a PST or OST mail store ("!BDN")
 DOC = "application/msword"
 XLS = "application/vnd.ms-excel"
 PPT = "application/vnd.ms-powerpoint"
@@ -84,6 +85,7 @@ _SIGNATURES: tuple[_Signature, ...] = (
     _Signature(0, b"PK\x07\x08", ZIP),  # a spanned archive
     _Signature(0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", OLE),  # a compound file
     _Signature(0, b"{\\rtf", RTF),
+    _Signature(0, b"!BDN", PST),
     _Signature(0, b"OggS", "audio/ogg"),
     _Signature(0, b"fLaC", "audio/flac"),
     _Signature(0, b"ID3", "audio/mpeg"),

@@ -1,7 +1,7 @@
 """A discovery set through a real worker, PostgreSQL, Redis and the real model.
 
-The matter of ``tests/mattergen.py`` (two custodians, a mailbox with a thread,
-a loose duplicate, Office files with children) is submitted with the CLI and
+The matter of ``tests/mattergen.py`` (three custodians, a mailbox with a thread,
+a loose duplicate, an Outlook MSG, Office files and a ZIP with children) is submitted with the CLI and
 read back with ``sieve results``: every message and file accounted for,
 families whole and together, the duplicate listed with both custodians,
 threads and inclusives as the mail says. A second test kills the worker
@@ -57,8 +57,9 @@ def test_a_matter_through_the_worker_keeps_families_custodians_duplicates_and_th
     rows = _results(sieve_env, job_id)
     assert celery_worker.process.poll() is None
 
-    # Every path accounted for: 3 submitted, 5 messages, 2 + 1 attachments, 1 embedded file.
-    assert len(rows) == 3 + 5 + 3 + 1
+    # Every path accounted for: 4 submitted, 5 messages, 2 + 1 attachments, the attached ZIP's
+    # file, the Word file's embedded file, the MSG's attached file and attached message.
+    assert len(rows) == 4 + 5 + 3 + 1 + 1 + 2
     failed = [(row["path"], row["error_code"]) for row in rows if row["state"] != "done"]
     assert failed == []
     by_suffix = {row["path"].rsplit("/", 1)[-1]: row for row in rows}
@@ -81,11 +82,25 @@ def test_a_matter_through_the_worker_keeps_families_custodians_duplicates_and_th
     ]
     assert len(runs) == len(set(runs)), f"a family is split: {families}"
 
-    # Results from the real model on every document, none on the container.
-    documents = [
-        row for row in rows if row["item_id"] != mailbox["item_id"] and not row["duplicate"]
-    ]
+    # Results from the real model on every document, none on the containers.
+    notes_zip = next(row for row in rows if row["path"].endswith("notes.zip"))
+    assert notes_zip["container_counts"] == {"expected": 1, "extracted": 1, "failed": 0}
+    containers = {mailbox["item_id"], notes_zip["item_id"]}
+    documents = [row for row in rows if row["item_id"] not in containers and not row["duplicate"]]
     assert all(row["result"] is not None for row in documents)
+    assert all(row["result"] is None for row in rows if row["item_id"] in containers)
+    zipped = next(row for row in rows if row["parent_item_id"] == notes_zip["item_id"])
+    assert zipped["family_id"] == notes_zip["family_id"] != notes_zip["item_id"]
+
+    # The Outlook message: its attached file and attached message in its family, one thread.
+    settlement = by_suffix["settlement.msg"]
+    assert settlement["custodian"] == "bob" and settlement["message_id"] == "terms-2@example.test"
+    in_family = [row for row in rows if row["parent_item_id"] == settlement["item_id"]]
+    assert len(in_family) == 2
+    assert {row["family_id"] for row in in_family} == {settlement["item_id"]}
+    attached = next(row for row in in_family if row["message_id"] == "terms-1@example.test")
+    assert attached["thread_id"] == settlement["thread_id"]
+    assert (settlement["inclusive"], attached["inclusive"]) == (True, False)
 
     # The lunch message: one document, held by both custodians.
     lunch = [row for row in rows if "unch" in row["path"]]
@@ -108,9 +123,9 @@ def test_a_matter_through_the_worker_keeps_families_custodians_duplicates_and_th
             .select_from(Item)
             .where(Item.job_id == job_id, Item.parent_id.is_not(None))
         )
-    assert (
-        children == 4 + 3 + 1
-    )  # four messages (the fifth is a duplicate), three + one attachments
+    # Four messages (the fifth is a duplicate), three attachments, the ZIP's file, the
+    # embedded file, the MSG's two.
+    assert children == 4 + 3 + 1 + 1 + 2
 
 
 def test_a_mailbox_extraction_killed_half_way_resumes_from_its_checkpoint(

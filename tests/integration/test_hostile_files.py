@@ -157,7 +157,13 @@ def test_status_groups_the_failures_by_code(
         ["results", str(corpus_run["corpus_job"]), "--format", "jsonl"], hostile_env
     )
     rows = [json.loads(line) for line in results.stdout.splitlines()]
-    assert len(rows) == len(corpus_run["cases"])
+    submitted = [row for row in rows if " › " not in row["path"]]
+    assert len(submitted) == len(corpus_run["cases"])
+    # The one file found inside another: the invoice beside the ../ member. The corpus holds
+    # the same invoice loose, so the ZIP's copy is a duplicate path of that item.
+    (found,) = [row for row in rows if " › " in row["path"]]
+    assert found["path"].endswith("zip-partly-hostile.zip › invoices/INV-2024-0412.pdf")
+    assert found["duplicate"] is True and found["state"] == "done"
 
 
 def test_the_report_accounts_for_every_hostile_path_exactly_once(
@@ -167,7 +173,15 @@ def test_the_report_accounts_for_every_hostile_path_exactly_once(
     report = run_sieve(["report", job, "--format", "jsonl"], hostile_env)
     assert report.returncode == 0, report.stderr
     rows = [json.loads(line) for line in report.stdout.splitlines()]
-    submitted = [row for row in rows if not row["category"].startswith("expanded from archive")]
+    submitted = [row for row in rows if row["found_in_item_id"] is None]
+    found = [row for row in rows if row["found_in_item_id"] is not None]
+    # Found inside items: the invoice of the partly hostile ZIP (a duplicate of the loose
+    # copy), and every member an archive refused (never an item), named under its archive.
+    (invoice,) = [row for row in found if row["category"] == "duplicate"]
+    assert invoice["path"].endswith("zip-partly-hostile.zip › invoices/INV-2024-0412.pdf")
+    refused = [row for row in found if row is not invoice]
+    assert refused and all(row["category"].startswith("refused in archive ") for row in refused)
+    assert any(row["path"].endswith("!../sieve-pwned-partly.txt") for row in refused)
     assert len(submitted) == len(corpus_run["cases"])
     assert len({row["path"] for row in submitted}) == len(submitted)
     results = run_sieve(["results", job, "--format", "jsonl"], hostile_env)
@@ -176,10 +190,13 @@ def test_the_report_accounts_for_every_hostile_path_exactly_once(
         result = by_path[row["path"]]
         expected = "duplicate" if result["duplicate"] else result["state"]
         assert row["category"] == {"done": "processed"}.get(expected, expected), row
-    check = report.stderr.strip().splitlines()[-1]
+    check, found_check = report.stderr.strip().splitlines()[-2:]
     assert check.startswith(f"check: {len(submitted)} submitted paths = ")
     assert check.endswith(f"= {len(submitted)}: ok")
+    assert found_check == "check: 1 found paths = 1 duplicate: ok"
     assert "by error code:" in report.stderr
     table = run_sieve(["report", job, "--format", "csv"], hostile_env)
     assert table.returncode == 0
-    assert table.stdout.splitlines()[0] == "path,category,item_id,error_code,detail"
+    assert (
+        table.stdout.splitlines()[0] == "path,category,item_id,error_code,detail,found_in_item_id"
+    )

@@ -207,3 +207,30 @@ def test_a_thread_is_recorded_once_the_run_completes(matter_env: Embedded, tmp_p
         ).one()
         assert completed.details["email_threads"] == {"messages": 7, "threads": 3, "inclusive": 4}
         assert completed.run_id == submission.run_id
+
+
+def test_the_report_accounts_for_every_submitted_and_every_found_path(
+    matter_env: Embedded, tmp_path: Path
+) -> None:
+    from jobs import reconciliation
+
+    matter = build_matter(tmp_path / "matter")
+    submission = _run(matter_env, matter, "global")
+    with matter_env.session_factory() as session:
+        report = reconciliation.build_report(session, submission.job_id)
+        found_sources = session.scalars(
+            select(ItemSource).where(ItemSource.container_item_id.is_not(None))
+        ).all()
+    assert report.balanced
+    assert len(report.rows) == 4  # the mailbox, lunch.eml, plan.docx, settlement.msg
+    assert report.check_line().endswith("= 4: ok")
+    assert {row.path for row in report.found} == {source.path for source in found_sources}
+    # The lunch message found again in Alice's mailbox is a duplicate of Erin's loose copy.
+    assert report.counts(report.found)["duplicate"] == 1
+    assert report.counts(report.found)["processed"] == len(found_sources) - 1
+    assert report.found_line() == (
+        f"check: {len(found_sources)} found paths = {len(found_sources) - 1} processed "
+        "+ 1 duplicate: ok"
+    )
+    assert all(row.found_in_item_id is not None for row in report.found)
+    assert tuple(report.found[0].as_row()) == reconciliation.COLUMNS  # the CSV header

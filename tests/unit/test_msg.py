@@ -204,3 +204,15 @@ def test_embedded_messages_nested_past_the_limit_are_refused(tmp_path: Path) -> 
     source = msggen.write_msg(tmp_path / "deep.msg", message)
     with pytest.raises(errors.LimitExceededError):
         MsgExtractor().extract(source, tmp_path / "artifacts", LIMITS)
+
+
+def test_a_pst_is_recognised_and_refused_with_the_readpst_route(tmp_path: Path) -> None:
+    from worker.extractors.pst import PstExtractor
+
+    source = tmp_path / "custodian.pst"
+    source.write_bytes(b"!BDN" + bytes(508))
+    assert media_types.detect_media_type(source) == media_types.PST
+    with pytest.raises(errors.UnsupportedTypeError) as raised:
+        PstExtractor().extract(source, tmp_path / "artifacts", LIMITS)
+    assert "readpst -r -o" in raised.value.message
+    assert raised.value.item_state == "unsupported"

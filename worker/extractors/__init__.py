@@ -15,6 +15,7 @@ from worker.extractors import (  # noqa: F401  (imported to register)
     msg,
     office,
     pdf,
+    pst,
     text,
     video,
 )
