@@ -5,6 +5,7 @@ An admin choosing what to re-run writes things like::
     state = failed and error_code != pdf_encrypted
     media_type ~ "image/*" or (page_count > 50 and size_bytes < 20MB)
     not path ~ "*/drafts/*" and model_sha256 != current
+    inclusive != false and level <= 1
 
 Grammar (keywords and field names case-insensitive)::
 
@@ -67,13 +68,17 @@ class ItemFacts:
     page_count: int | None
     model_sha256: str | None
     task_version: str | None
+    level: int = 0  # 0: submitted; 1: found in a submitted item; …
+    family_id: int | None = None
+    thread_id: str | None = None  # e-mail only
+    inclusive: bool | None = None  # e-mail only, once its run has threaded it
 
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """How one field compares: as text, as a number, or as a version number."""
+    """How one field compares: as text, a number, a version number, or true/false."""
 
-    kind: str  # "text", "number", "version"
+    kind: str  # "text", "number", "version", "flag"
     operators: tuple[str, ...]
 
 
@@ -87,6 +92,10 @@ FIELDS: dict[str, FieldSpec] = {
     "page_count": FieldSpec("number", ("=", "!=", *ORDERING)),
     "model_sha256": FieldSpec("text", ("=", "!=")),
     "task_version": FieldSpec("version", ("=", "!=", *ORDERING)),
+    "level": FieldSpec("number", ("=", "!=", *ORDERING)),
+    "family_id": FieldSpec("number", ("=", "!=")),
+    "thread_id": FieldSpec("text", ("=", "!=", "~", "!~")),
+    "inclusive": FieldSpec("flag", ("=", "!=")),
 }
 
 
@@ -258,6 +267,10 @@ class _Parser:
         if spec.kind == "number":
             return _number(self.source, token)
         text = _unquote(token.text) if token.kind == "string" else token.text
+        if spec.kind == "flag":
+            if text.lower() not in ("true", "false"):
+                raise FilterSyntaxError(self.source, token.position, "expected true or false")
+            return text.lower() == "true"
         if name == "state":
             return _state(self.source, token, text)
         if spec.kind == "version" and not text.isdigit():

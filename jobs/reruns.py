@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import audit
-from db.models import Item, ItemRun, ItemState, Job, Result, Run, RunState
+from db.models import EmailMessage, Item, ItemRun, ItemState, Job, Result, Run, RunState
 from db.session import NO_KEY_UPDATE, transaction
 from jobs.item_filter import Context, ItemFacts, ItemFilter
 from jobs.status import resolve_run
@@ -86,14 +86,23 @@ class Rerun:
 def item_facts(session: Session, run: Run) -> Iterator[tuple[int, ItemFacts]]:
     """(item id, facts) for every item of ``run``'s job, as they stand in ``run``."""
     rows = session.execute(
-        select(Item, ItemRun.state, ItemRun.error_code, Result.model_sha256, Result.task_version)
+        select(
+            Item,
+            ItemRun.state,
+            ItemRun.error_code,
+            Result.model_sha256,
+            Result.task_version,
+            EmailMessage.thread_id,
+            EmailMessage.inclusive,
+        )
         .outerjoin(ItemRun, and_(ItemRun.item_id == Item.id, ItemRun.run_id == run.id))
         .outerjoin(Result, and_(Result.item_id == Item.id, Result.run_id == run.id))
+        .outerjoin(EmailMessage, EmailMessage.item_id == Item.id)
         .where(Item.job_id == run.job_id)
         .order_by(Item.id)
         .execution_options(yield_per=1000)
     )
-    for item, state, error_code, model_sha256, task_version in rows:
+    for item, state, error_code, model_sha256, task_version, thread_id, inclusive in rows:
         yield (
             item.id,
             ItemFacts(
@@ -108,6 +117,10 @@ def item_facts(session: Session, run: Run) -> Iterator[tuple[int, ItemFacts]]:
                 page_count=item.page_count,
                 model_sha256=model_sha256,
                 task_version=task_version,
+                level=item.level,
+                family_id=item.family_id or item.id,
+                thread_id=thread_id,
+                inclusive=inclusive,
             ),
         )
 

@@ -234,3 +234,28 @@ def test_the_report_accounts_for_every_submitted_and_every_found_path(
     )
     assert all(row.found_in_item_id is not None for row in report.found)
     assert tuple(report.found[0].as_row()) == reconciliation.COLUMNS  # the CSV header
+
+
+def test_a_review_rerun_reads_each_unique_text_once(matter_env: Embedded, tmp_path: Path) -> None:
+    from jobs import item_filter, reruns
+
+    matter = build_matter(tmp_path / "matter")
+    submission = _run(matter_env, matter, "global")
+    with matter_env.session_factory() as session:
+        selection = reruns.select_items(
+            session,
+            reruns.RerunRequest(submission.job_id, where=item_filter.parse("inclusive != false")),
+        )
+        left_out = set(
+            session.scalars(
+                select(Item.path).where(
+                    Item.job_id == submission.job_id, Item.id.not_in(selection.item_ids)
+                )
+            )
+        )
+    # The two Q3 replies the forward quotes whole, and the offer Bob's MSG quotes.
+    assert sorted(path.rsplit(" › ", 1)[-1] for path in left_out) == [
+        "attachment 2: Settlement terms.msg",
+        "message 2: Re: Q3 forecast",
+        "message 3: RE: Q3 forecast",
+    ]

@@ -130,3 +130,24 @@ def test_a_bad_expression_names_the_position_and_what_was_expected(
     assert problem in message
     assert f"at position {position}\n" in message
     assert failure.value.code == "invalid_filter"
+
+
+def test_discovery_fields_select_by_level_family_thread_and_inclusiveness() -> None:
+    reply = dataclasses.replace(
+        PHOTO, path="/m/inbox.mbox › message 2", level=1, family_id=7, thread_id="T1"
+    )
+    non_inclusive = dataclasses.replace(reply, inclusive=False)
+    inclusive = dataclasses.replace(reply, inclusive=True)
+    keep = item_filter.parse("inclusive != false")
+    assert [keep.matches(f) for f in (non_inclusive, inclusive, SCAN)] == [False, True, True]
+    assert item_filter.parse("inclusive = true").matches(inclusive)
+    assert not item_filter.parse("inclusive = true").matches(SCAN)  # not an e-mail
+    assert item_filter.parse("level >= 1 and family_id = 7 and thread_id ~ 'T*'").matches(reply)
+    assert not item_filter.parse("level = 0").matches(reply)
+
+
+def test_inclusive_takes_only_true_or_false() -> None:
+    with pytest.raises(FilterSyntaxError, match="expected true or false"):
+        item_filter.parse("inclusive = yes")
+    with pytest.raises(FilterSyntaxError):
+        item_filter.parse("inclusive ~ 't*'")
