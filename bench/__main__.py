@@ -23,6 +23,7 @@ from bench import (
     memory_rows,
     model_rows,
     parallel_rows,
+    production_rows,
     system_rows,
 )
 from bench.rows import Row, least_time, rate_row
@@ -154,6 +155,7 @@ def measure(sizes: dict[str, float], scratch: Path) -> list[Row]:
     rows = [pdf_extract(scratch, int(sizes["pages"])), video(scratch, sizes["video_seconds"])]
     rows.append(speech(scratch, sizes["speech_seconds"]))
     rows.append(system_rows.submit_files(scratch, int(sizes["files"])))
+    rows.append(production_rows.production_pages(scratch))
     rows.extend(
         discovery_rows.discovery(
             scratch, int(sizes["mailbox_messages"]), int(sizes["office_pages"])
@@ -163,6 +165,7 @@ def measure(sizes: dict[str, float], scratch: Path) -> list[Row]:
     rows.extend(model_rows.constrained_output(settings, int(sizes["rounds"])))
     rows.append(model_rows.shared_prefix(settings, int(sizes["rounds"])))
     rows.append(system_rows.model_end_to_end(scratch, int(sizes["rounds"])))
+    rows.append(system_rows.useless_input(scratch))
     rows.append(system_rows.lanes(scratch, int(sizes["rounds"]) * 2))
     rows.append(memory_rows.worker_memory(scratch, int(sizes["memory_items"])))
     rows.append(model_rows.threads(settings, sizes["thread_seconds"]))

@@ -168,3 +168,77 @@ def lanes(scratch: Path, rounds: int, lane_count: int = 4) -> Row:
         f"output tok/s ({lane_count} lanes vs 1, whole system)",
         notes={"items": len(texts), "most_in_flight": peak},
     )
+
+
+def useless_input(scratch: Path) -> Row:
+    """Prompt tokens the model is given for a job of blank, repeated and duplicate input.
+
+    Issue 9's "nothing useless sent to the model", counted: a 20-page PDF of
+    which 6 pages are blank and 5 show one disclaimer word for word, submitted
+    twice (the second copy byte-identical). Strictly: 5 pages carry the same
+    disclaimer, so 4 repeat it. Sieve de-duplicates the copy at
+    submit and leaves the blank and repeated pages out of the prompt; the
+    baseline is a naive loop that gives the model every page of every file,
+    one call per file, through the same chat template (its prompt tokens as
+    llama.cpp counts them). Lower is better.
+    """
+    from db.models import StoredSegment
+    from jobs.embedded import build_in_process_context, run_item_runs
+    from tests import pdfgen
+
+    disclaimer = "This message and its attachments are confidential and may be privileged."
+    pages: list[str] = []
+    for n in range(20):
+        kind = n % 10
+        if kind in (2, 5, 8):
+            pages.append("")
+        elif kind in (3, 7) or n == 19:
+            pages.append(disclaimer)
+        else:
+            pages.append(pdfgen.report_page_text(n, 40))
+    inputs = scratch / "useless"
+    inputs.mkdir()
+    pdfgen.make_text_pdf(inputs / "report.pdf", pages)
+    shutil.copyfile(inputs / "report.pdf", inputs / "report-copy.pdf")
+    settings = Settings(
+        data_dir=scratch / "useless-data",
+        database_url=None,
+        model={"n_ctx": 4096, "max_text_chars": 20000, "max_output_tokens": 200},
+    )
+    engine, session_factory = commands.open_database(settings)
+    # A label and a short reason: the test model fills a summary to any length.
+    task = build_task("classify", {"labels": ["privileged", "not_privileged"]}, 20000)
+    context = build_in_process_context(settings, session_factory)
+    submission = submit(
+        session_factory, settings, paths=[inputs], task=task, name="bench", executor="bench"
+    )
+    run_item_runs(context, submission.item_run_ids)
+    with session_factory() as session:
+        results = session.scalars(select(Result).where(Result.run_id == submission.run_id)).all()
+        sieve_tokens = sum(result.prompt_tokens for result in results)
+        repeats = sum(len((r.inputs or {}).get("duplicate_segments_skipped", [])) for r in results)
+        stored = session.scalars(select(StoredSegment)).all()
+        blank = sum(1 for segment in stored if not segment.text.strip())
+    engine.dispose()
+    llama = context.model._llama
+    naive_tokens = 0
+    for _copy in range(2):
+        content = "\n\n".join(f"page {n + 1}: {text}" for n, text in enumerate(pages))
+        response = llama.create_chat_completion(
+            messages=build_chat_messages(task.instructions, content), max_tokens=1
+        )
+        naive_tokens += int(response["usage"]["prompt_tokens"])
+    return Row(
+        "useless_input",
+        sieve_tokens,
+        naive_tokens,
+        "prompt tokens for the job",
+        higher_is_better=False,
+        notes={
+            "pages": len(pages) * 2,
+            "duplicate_files_skipped": len(submission.duplicate_paths),
+            "blank_pages_skipped": blank,
+            "repeated_pages_skipped": repeats,
+            "model_calls": sum(result.model_calls for result in results),
+        },
+    )

@@ -278,6 +278,9 @@ class Result(Base):
     # What the model was given: modalities, pictures available and sent, and a
     # note when part of the item could not be shown to it (a model that cannot see).
     inputs: Mapped[dict[str, Any] | None] = mapped_column()
+    # Each quote the answer gives, checked against its cited page (worker/grounding.py);
+    # None when the answer quotes nothing.
+    grounding: Mapped[dict[str, Any] | None] = mapped_column()
     produced_by: Mapped[str] = mapped_column(String(255))  # worker host:pid
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

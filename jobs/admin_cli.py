@@ -70,6 +70,11 @@ def _rerun_estimate(
 @click.option("--labels", help="classify: comma-separated labels")
 @click.option("--schema", type=click.Path(path_type=Path, dir_okay=False), help="extract: schema")
 @click.option("--prompt", help="prompt: the free-text instruction")
+@click.option(
+    "--case",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="responsiveness: the case and its requests",
+)
 @click.option("--model", "model_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--deterministic", is_flag=True, help="Greedy, fixed seed, one sequence, no reuse.")
 @click.option("--priority", type=click.Choice(reruns.PRIORITIES), default="normal")
@@ -86,6 +91,7 @@ def rerun(
     labels: str | None,
     schema: Path | None,
     prompt: str | None,
+    case: Path | None,
     model_path: Path | None,
     deterministic: bool,
     priority: str,
@@ -101,10 +107,10 @@ def rerun(
             base = status_module.resolve_run(session, job_id, run_number)
             model = _rerun_model(settings, base.model_settings, model_path)
         new_task = None
-        if task is not None or labels or schema or prompt:
+        if task is not None or labels or schema or prompt or case:
             # --labels alone re-words the run's own task (classify), not a default one.
             name = task or base.task_name
-            new_task = commands.task_from_options(settings, name, labels, schema, prompt)
+            new_task = commands.task_from_options(settings, name, labels, schema, prompt, case)
         current = (
             _current_model_sha256(settings, model)
             if parsed_filter and parsed_filter.uses_current_model
@@ -295,6 +301,8 @@ def report(job_id: int, run_number: int | None, output_format: str) -> None:
     if built.error_codes():
         codes = " ".join(f"{code}={n}" for code, n in built.error_codes().items())
         click.echo(f"by error code: {codes}", err=True)
+    if built.quotes:
+        click.echo(built.quotes_line(), err=True)
     click.echo(built.check_line(), err=True)
     if built.found:
         click.echo(built.found_line(), err=True)

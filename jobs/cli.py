@@ -61,7 +61,7 @@ def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "task",
             default="summarize",
             show_default=True,
-            help="summarize, classify, extract or prompt",
+            help="summarize, classify, extract, prompt, privilege, responsiveness or pii",
         ),
         click.option("--labels", help="classify: comma-separated labels"),
         click.option(
@@ -70,6 +70,11 @@ def task_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="extract: a JSON schema file for the fields to extract",
         ),
         click.option("--prompt", help="prompt: the free-text instruction"),
+        click.option(
+            "--case",
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            help="responsiveness: a text file describing the case and its requests",
+        ),
         click.option("--name", help="a name for the job (default: the paths)"),
     ]
     return commands.with_options(function, decorators)
@@ -184,6 +189,7 @@ def run(
     labels: str | None,
     schema: Path | None,
     prompt: str | None,
+    case: Path | None,
     name: str | None,
     output_format: str,
     output: Path | None,
@@ -197,7 +203,7 @@ def run(
     from jobs.embedded import build_in_process_context, run_item_runs
 
     settings = commands.load_settings()
-    task_spec = commands.task_from_options(settings, task, labels, schema, prompt)
+    task_spec = commands.task_from_options(settings, task, labels, schema, prompt, case)
     engine, session_factory = commands.open_database(settings)
     options = _run_options(priority, deterministic, custodian, custodian_folders, dedup)
     submission = _ingest_with_progress(
@@ -274,6 +280,7 @@ def submit_command(
     labels: str | None,
     schema: Path | None,
     prompt: str | None,
+    case: Path | None,
     name: str | None,
     priority: str,
     custodian: str | None,
@@ -284,7 +291,7 @@ def submit_command(
 ) -> None:
     """Queue files and folders for the workers; print the job id."""
     settings = commands.load_settings()
-    task_spec = commands.task_from_options(settings, task, labels, schema, prompt)
+    task_spec = commands.task_from_options(settings, task, labels, schema, prompt, case)
     if dry_run:
         _print_dry_run(settings, paths)
         return
@@ -626,9 +633,13 @@ def _attach_optional_groups() -> None:
     from jobs.admin_cli import ADMIN_COMMANDS
     from jobs.audit_cli import audit_group
     from jobs.models_cli import models
+    from jobs.production_cli import export, production_group, review_group
 
     cli.add_command(models)
     cli.add_command(audit_group)
+    cli.add_command(export)
+    cli.add_command(production_group)
+    cli.add_command(review_group)
     for command in ADMIN_COMMANDS:
         cli.add_command(command)
 

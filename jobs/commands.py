@@ -132,10 +132,22 @@ def safe_url(url: str) -> str:
 
 
 def task_from_options(
-    settings: Settings, task: str, labels: str | None, schema: Path | None, prompt: str | None
+    settings: Settings,
+    task: str,
+    labels: str | None,
+    schema: Path | None,
+    prompt: str | None,
+    case: Path | None = None,
 ) -> TaskSpec:
     """The task named on the command line, bound to its options."""
     options: dict[str, Any] = {}
+    if case is not None:
+        if task != "responsiveness":
+            raise errors.UsageError("--case goes with --task responsiveness")
+        try:
+            options["case"] = case.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise errors.UsageError(f"cannot read --case {case}: {exc}") from exc
     if labels:
         options["labels"] = [label.strip() for label in labels.split(",") if label.strip()]
     if schema is not None:

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from db.models import Item, ItemRun, ItemSource, ItemState, Job
+from db.models import Item, ItemRun, ItemSource, ItemState, Job, Result
 from jobs.status import resolve_run
 from worker import errors
 
@@ -90,6 +90,8 @@ class Report:
     rows: list[ReportRow] = field(default_factory=list)  # one per submitted path
     found: list[ReportRow] = field(default_factory=list)  # one per path found inside an item
     members: list[ReportRow] = field(default_factory=list)  # refused archive members
+    quotes: int = 0  # quotes the run's answers gave (review tasks)
+    quotes_unverified: int = 0  # of them, not on the page they cite
 
     def counts(self, rows: list[ReportRow] | None = None) -> dict[str, int]:
         counted = Counter(row.category for row in (self.rows if rows is None else rows))
@@ -116,6 +118,13 @@ class Report:
         verdict = "ok" if self.balanced else "MISMATCH"
         return (
             f"check: {self.submitted} submitted paths = {terms} = {sum(counts.values())}: {verdict}"
+        )
+
+    def quotes_line(self) -> str:
+        """How the answers' quotes fared against their cited pages (grounding)."""
+        return (
+            f"quotes: {self.quotes} checked against their cited pages, "
+            f"{self.quotes_unverified} unverified"
         )
 
     def found_line(self) -> str:
@@ -146,6 +155,10 @@ def build_report(session: Session, job_id: int, run_number: int | None = None) -
         (report.rows if container_item_id is None else report.found).append(row)
         if path == item.path:
             report.members.extend(_refused_member_rows(item))
+    for verdict in session.scalars(select(Result.grounding).where(Result.run_id == run.id)):
+        if verdict:
+            report.quotes += verdict["quotes"]
+            report.quotes_unverified += verdict["unverified"]
     return report
 
 

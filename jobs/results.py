@@ -49,6 +49,8 @@ CSV_COLUMNS = [
     "thread_position",
     "inclusive",
     "citations",
+    "quotes",
+    "quotes_unverified",
     "model_name",
     "model_sha256",
     "task_name",
@@ -111,6 +113,8 @@ def result_rows(session: Session, run: Run) -> Iterator[dict[str, Any]]:
             "page_count": item.page_count,
             "result": result.output if result else None,
             "citations": result.citations if result else None,
+            **_quote_counts(result),
+            "grounding": result.grounding if result else None,
             "partials": result.partials if result else None,
             "provenance": _provenance(result) if result else None,
         }
@@ -130,6 +134,14 @@ def _holders(session: Session, job_id: int) -> dict[int, tuple[list[str], list[s
     return {
         item_id: (sorted(custodians[item_id]), sorted(found)) for item_id, found in paths.items()
     }
+
+
+def _quote_counts(result: Result | None) -> dict[str, int | None]:
+    """How many quotes the answer gave and how many its cited pages do not hold."""
+    verdict = result.grounding if result is not None else None
+    if not verdict:
+        return {"quotes": None, "quotes_unverified": None}
+    return {"quotes": verdict["quotes"], "quotes_unverified": verdict["unverified"]}
 
 
 def _container_counts(metadata: dict[str, Any]) -> dict[str, int] | None:

@@ -4,8 +4,9 @@ It is not a mock of the thing under test (the pipeline, analysis, leases and
 retries are real): it stands in for llama.cpp only. Tokens are words, so
 budgets and windows are easy to reason about; every answer is the smallest
 document that validates against the task's schema, with the call number in
-its strings so tests can tell calls apart. ``script`` lets a test run code
-(raise an error, steal a lease) at a given call.
+its strings so tests can tell calls apart, unless ``rewrite`` turns it into
+the answer a test needs. ``script`` lets a test run code (raise an error,
+steal a lease) at a given call.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class FakeModel:
     image_tokens: int = 0
     answer_padding_words: int = 0  # lengthen every string answer (up to its maxLength)
     script: dict[int, Callable[[], None]] = field(default_factory=dict)
+    # Turns the minimal answer into the one a test needs, given the call's content.
+    rewrite: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo(
@@ -102,5 +105,7 @@ class FakeModel:
             self.script[number]()
         marker = " ".join([f"answer {number}"] + ["filler"] * self.answer_padding_words)
         output = minimal_instance(schema, marker)
+        if self.rewrite is not None:
+            output = self.rewrite(dict(output), content)
         prompt_tokens = self.count_tokens(instructions) + self.count_tokens(content)
         return Completion(str(output), output, prompt_tokens, 5, 0.0)

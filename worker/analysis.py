@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from worker import errors, windowing
+from worker import errors, grounding, windowing
 from worker.model import Completion
 from worker.task_specs import TaskSpec
 
@@ -52,6 +52,7 @@ class Analysis:
     completion_tokens: int = 0
     model_calls: int = 0
     images_sent: int = 0
+    grounding: dict[str, Any] | None = None  # the answer's quotes checked (worker/grounding.py)
 
     def add(self, completion: Completion) -> None:
         """Account for one model call."""
@@ -133,6 +134,9 @@ def analyse_document(
             for window in reduce_windows
         ]
     analysis.output = answers[0][1]
+    analysis.grounding = grounding.check_quotes(
+        analysis.output, {piece.label: piece.text for piece in pieces}
+    )
     return analysis
 
 

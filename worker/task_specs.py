@@ -166,6 +166,146 @@ def _prompt(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
     )
 
 
+# --- review tasks for litigation teams ------------------------------------------------------
+
+# The longest case description --case may give: it is part of every prompt.
+MAX_CASE_CHARS = 6000
+PRIVILEGE_BASES = ("attorney_client", "work_product", "common_interest", "none")
+PII_CATEGORIES = (
+    "person_name",
+    "postal_address",
+    "phone_number",
+    "email_address",
+    "date_of_birth",
+    "government_id",
+    "financial_account",
+    "health",
+    "other",
+)
+_CITE = (
+    "Cite pages: each citation gives the page label as the document introduces it "
+    "(for example 'page 3' or 'message') and words copied exactly from that page."
+)
+
+
+def _citations(max_text_chars: int, max_items: int = 2) -> dict[str, Any]:
+    """Cited pages with exact quotes: what grounding checks against the page's own text.
+
+    Every length follows ``max_text_chars`` (as the other tasks' do), so the
+    whole answer fits ``max_output_tokens`` even when a small model writes
+    each string to its limit.
+    """
+    return {
+        "type": "array",
+        "items": _object(
+            {
+                "page": {"type": "string", "minLength": 1, "maxLength": 20},
+                "quote": _text(max(30, max_text_chars // 2), "words copied exactly from that page"),
+            }
+        ),
+        "minItems": 0,
+        "maxItems": max_items,
+    }
+
+
+def _privilege(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
+    bases = ", ".join(PRIVILEGE_BASES)
+    return TaskSpec(
+        name="privilege",
+        version="1",
+        instructions=f"{_COMMON} Decide whether the document is protected by legal privilege. "
+        "attorney_client: a confidential communication giving or asking for a lawyer's legal "
+        "advice; work_product: prepared by or for counsel because of expected litigation; "
+        "common_interest: privileged material shared with a party that shares the legal "
+        f"interest; otherwise none. Choose the basis from: {bases}. Give the author, the "
+        "recipients and the date as the document states them, and a one-line description "
+        "for a privilege log that names the subject without revealing the advice. " + _CITE,
+        reduce_instructions=f"{_COMMON} Parts of one document were reviewed for privilege "
+        "separately. Decide for the whole document (privileged if any part is) and keep the "
+        "citations that support the decision.",
+        schema=_object(
+            {
+                "privileged": {"type": "boolean"},
+                "basis": {"type": "string", "enum": list(PRIVILEGE_BASES)},
+                "author": _text(max(20, max_text_chars // 4), "who wrote it, as it says"),
+                "recipients": {
+                    "type": "array",
+                    "items": _text(max(20, max_text_chars // 4), "a recipient"),
+                    "minItems": 0,
+                    "maxItems": 3,
+                },
+                "date": _text(40, "the document's date as written"),
+                "log_description": _text(max_text_chars, "the subject, without the advice"),
+                "citations": _citations(max_text_chars),
+            }
+        ),
+        options=options,
+    )
+
+
+def _responsiveness(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
+    case = (options.get("case") or "").strip()
+    if not case:
+        raise errors.ConfigurationError(
+            "responsiveness needs --case FILE: the case and its requests for production"
+        )
+    if len(case) > MAX_CASE_CHARS:
+        raise errors.ConfigurationError(
+            f"the --case description has {len(case)} characters; at most {MAX_CASE_CHARS}"
+        )
+    return TaskSpec(
+        name="responsiveness",
+        version="1",
+        instructions=f"{_COMMON} The case and its requests for production:\n{case}\n"
+        "Decide whether the document is responsive to any request: yes, no or partly. Name "
+        "the request it answers (or 'none') and say why. " + _CITE,
+        reduce_instructions=f"{_COMMON} The case:\n{case}\nParts of one document were "
+        "reviewed for responsiveness separately. Decide for the whole document (responsive "
+        "if any part is) and keep the citations that support it.",
+        schema=_object(
+            {
+                "responsive": {"type": "string", "enum": ["yes", "no", "partly"]},
+                "request": _text(max(20, max_text_chars // 3), "the request it answers, or none"),
+                "reason": _text(max_text_chars, "why"),
+                "citations": _citations(max_text_chars),
+            }
+        ),
+        options={"case": case},
+    )
+
+
+def _pii(options: dict[str, Any], max_text_chars: int) -> TaskSpec:
+    categories = ", ".join(PII_CATEGORIES)
+    return TaskSpec(
+        name="pii",
+        version="1",
+        instructions=f"{_COMMON} Find the personal data in the document, one finding per "
+        f"item, each with its category (one of: {categories}), the page label and the words "
+        "exactly as they appear on that page. An empty list if there is none.",
+        reduce_instructions=f"{_COMMON} Personal data was listed for consecutive parts of one "
+        "document; list every finding once.",
+        schema=_object(
+            {
+                "findings": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "category": {"type": "string", "enum": list(PII_CATEGORIES)},
+                            "page": {"type": "string", "minLength": 1, "maxLength": 20},
+                            "quote": _text(
+                                max(20, max_text_chars // 3), "the personal data as written"
+                            ),
+                        }
+                    ),
+                    "minItems": 0,
+                    "maxItems": 4,
+                }
+            }
+        ),
+        options=options,
+    )
+
+
 def _bound_free_text(schema: Any, max_chars: int) -> Any:
     """A copy of ``schema`` where every unbounded free-text string gets a maxLength.
 
@@ -191,6 +331,9 @@ TASK_BUILDERS: dict[str, Callable[[dict[str, Any], int], TaskSpec]] = {
     "classify": _classify,
     "extract": _extract,
     "prompt": _prompt,
+    "privilege": _privilege,
+    "responsiveness": _responsiveness,
+    "pii": _pii,
 }
 
 

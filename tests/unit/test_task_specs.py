@@ -28,6 +28,9 @@ OPTIONS_BY_TASK: dict[str, dict[str, Any]] = {
     "classify": {"labels": ["contract", "invoice", "letter"]},
     "extract": {"schema": INVOICE_SCHEMA},
     "prompt": {"prompt": "Who signed the document?"},
+    "privilege": {},
+    "responsiveness": {"case": "Request 1: the lease and its rent."},
+    "pii": {},
 }
 
 VALID_OUTPUT_BY_TASK: dict[str, dict[str, Any]] = {
@@ -35,6 +38,22 @@ VALID_OUTPUT_BY_TASK: dict[str, dict[str, Any]] = {
     "classify": {"label": "invoice", "reason": "Page 1 is headed INVOICE."},
     "extract": {"invoice_number": "INV-7", "total": 12.5},
     "prompt": {"answer": "Jane Doe signed on page 4."},
+    "privilege": {
+        "privileged": False,
+        "basis": "none",
+        "author": "A",
+        "recipients": ["B"],
+        "date": "1 May 2024",
+        "log_description": "Lease terms",
+        "citations": [{"page": "page 1", "quote": "Rent is 900 EUR"}],
+    },
+    "responsiveness": {
+        "responsive": "yes",
+        "request": "Request 1",
+        "reason": "It is the lease.",
+        "citations": [],
+    },
+    "pii": {"findings": [{"category": "person_name", "page": "page 4", "quote": "Jane Doe"}]},
 }
 
 
@@ -193,7 +212,9 @@ def test_an_unknown_task_lists_the_known_ones() -> None:
         build_task("translate", {}, MAX_TEXT_CHARS)
 
     assert "'translate'" in raised.value.message
-    assert "classify, extract, prompt, summarize" in raised.value.message
+    assert "classify, extract, pii, privilege, prompt, responsiveness, summarize" in (
+        raised.value.message
+    )
 
 
 @pytest.mark.parametrize("name", sorted(OPTIONS_BY_TASK))

@@ -168,10 +168,7 @@ class DocxExtractor(_OfficeExtractor):
         document = docx.Document(str(source))
         paragraphs = [p.text for p in document.paragraphs if p.text.strip()]
         for table in document.tables:
-            for row in table.rows:
-                cells = [cell.text.strip() for cell in row.cells]
-                if any(cells):
-                    paragraphs.append(" | ".join(cells))
+            paragraphs.extend(_table_rows(table))
         properties = document.core_properties
         metadata = _core_metadata(properties)
         return _parts_from_paragraphs(paragraphs), metadata
@@ -204,15 +201,22 @@ class PptxExtractor(_OfficeExtractor):
         return segments, metadata
 
 
+def _table_rows(table: Any) -> list[str]:
+    """A Word or PowerPoint table's non-empty rows, cells joined by `` | ``."""
+    rows = []
+    for row in table.rows:
+        cells = [cell.text.strip() for cell in row.cells]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return rows
+
+
 def _shape_texts(shape: Any) -> list[str]:
     texts = []
     if getattr(shape, "has_text_frame", False) and shape.text_frame.text.strip():
         texts.append(shape.text_frame.text.strip())
     if getattr(shape, "has_table", False):
-        for row in shape.table.rows:
-            cells = [cell.text.strip() for cell in row.cells]
-            if any(cells):
-                texts.append(" | ".join(cells))
+        texts.extend(_table_rows(shape.table))
     for child in getattr(shape, "shapes", ()):  # a group
         texts.extend(_shape_texts(child))
     return texts

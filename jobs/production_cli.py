@@ -1,0 +1,186 @@
+"""``sieve export`` (productions) and ``sieve production check``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from jobs import commands
+from jobs.bates import BatesFormat
+from worker import errors
+
+# PyMuPDF loads with the production module, only when a command needs it.
+IMAGE_FORMATS = ("pdf", "tiff")
+
+console = Console(stderr=True)
+
+
+@click.command("export")
+@click.argument("job_id", type=int)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["production", "privilege-log"]),
+    default="production",
+    show_default=True,
+    help="A Bates-numbered production, or the privilege log.",
+)
+@click.option("--bates-prefix", help="production: the Bates prefix, e.g. ABC.")
+@click.option("--start", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--digits", type=click.IntRange(min=1, max=15), default=9, show_default=True)
+@click.option("--separator", default="", help="Between the prefix and the number (default none).")
+@click.option("--image", "image_format", type=click.Choice(IMAGE_FORMATS), default="pdf")
+@click.option("--volume", default="VOL001", show_default=True)
+@click.option("--run", "run_number", type=int, help="production: the run whose results it holds.")
+@click.option(
+    "--withhold-privileged",
+    is_flag=True,
+    help="production: slip-sheet what the job's privilege run found privileged.",
+)
+@click.option("--privilege-run", "privilege_run_number", type=int, help="Which privilege run.")
+@click.option("--review-fields", help="production: answer fields for the DAT, comma-separated.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--style",
+    type=click.Choice(["standard", "metadata", "categorical"]),
+    default="standard",
+    show_default=True,
+    help="privilege-log: how much each row says.",
+)
+@click.option(
+    "--production",
+    "production_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="privilege-log: a production of the job, for its Bates numbers.",
+)
+@click.option("--confirmed-only", is_flag=True, help="privilege-log: reviewer-confirmed only.")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="FILE.csv|.xlsx")
+def export(
+    job_id: int,
+    output_format: str,
+    bates_prefix: str | None,
+    start: int,
+    digits: int,
+    separator: str,
+    image_format: str,
+    volume: str,
+    run_number: int | None,
+    withhold_privileged: bool,
+    privilege_run_number: int | None,
+    review_fields: str | None,
+    out_dir: Path | None,
+    style: str,
+    production_dir: Path | None,
+    confirmed_only: bool,
+    output: Path | None,
+) -> None:
+    """Write a Bates-numbered production of JOB_ID with load files, or its privilege log."""
+    if output_format == "privilege-log":
+        if output is None:
+            raise errors.UsageError("--format privilege-log needs --output FILE.csv|FILE.xlsx")
+        _privilege_log(job_id, style, privilege_run_number, production_dir, confirmed_only, output)
+        return
+    if not bates_prefix or out_dir is None:
+        raise errors.UsageError("--format production needs --bates-prefix and --out")
+    from jobs import production, production_check
+
+    settings = commands.load_settings()
+    options = production.ProductionOptions(
+        bates=BatesFormat(bates_prefix, digits, separator),
+        start=start,
+        image_format=image_format,
+        volume=volume,
+        run_number=run_number,
+        withhold_privileged=withhold_privileged,
+        privilege_run_number=privilege_run_number,
+        review_fields=tuple(f.strip() for f in (review_fields or "").split(",") if f.strip()),
+    )
+    engine, session_factory = commands.open_database(settings)
+    commands.require_job(session_factory, job_id)
+    try:
+        with session_factory() as session, console.status("producing…"):
+            made = production.produce(session, settings, job_id, out_dir, options)
+    finally:
+        engine.dispose()
+    documents = made.documents
+    span = f"{documents[0].begin}–{documents[-1].end}" if documents else "nothing"
+    console.print(
+        f"produced {len(documents)} documents, {made.pages} pages ({span}); "
+        f"{made.withheld} withheld, {made.natives} natives → {out_dir / made.volume}"
+    )
+    report = production_check.check_production(out_dir)
+    console.print(f"check: {report.summary()}")
+    for problem in report.problems:
+        console.print(f"  {problem}")
+    sys.exit(commands.EXIT_OK if report.ok else commands.EXIT_ITEMS_FAILED)
+
+
+def _privilege_log(
+    job_id: int,
+    style: str,
+    privilege_run_number: int | None,
+    production_dir: Path | None,
+    confirmed_only: bool,
+    output: Path,
+) -> None:
+    from jobs import privilege_log
+
+    engine, session_factory = commands.open_database(commands.load_settings())
+    commands.require_job(session_factory, job_id)
+    request = privilege_log.LogRequest(
+        job_id, style, privilege_run_number, production_dir, confirmed_only
+    )
+    try:
+        with session_factory() as session:
+            columns, rows = privilege_log.log_rows(session, request)
+    finally:
+        engine.dispose()
+    privilege_log.write_log(output, columns, rows)
+    console.print(f"wrote {len(rows)} privilege log rows ({style}) to {output}")
+
+
+@click.group("review")
+def review_group() -> None:
+    """A reviewer's decisions on the model's answers (each an audit event)."""
+
+
+@review_group.command("confirm")
+@click.argument("job_id", type=int)
+@click.argument("item_ids", type=int, nargs=-1, required=True)
+@click.option("--run", "run_number", type=int, help="The privilege run (default: the latest).")
+def confirm(job_id: int, item_ids: tuple[int, ...], run_number: int | None) -> None:
+    """Confirm the privilege run's answers for ITEM_IDS (for --confirmed-only logs)."""
+    from jobs import privilege_log
+    from jobs.submit import submitter_identity
+
+    engine, session_factory = commands.open_database(commands.load_settings())
+    commands.require_job(session_factory, job_id)
+    try:
+        with session_factory() as session:
+            count = privilege_log.confirm(
+                session, job_id, list(item_ids), run_number, submitter_identity()
+            )
+    finally:
+        engine.dispose()
+    console.print(f"confirmed {count} answer(s) of job {job_id}")
+
+
+@click.group("production")
+def production_group() -> None:
+    """Productions: check one, ours or another party's."""
+
+
+@production_group.command("check")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def check(directory: Path) -> None:
+    """Check a production's load files, Bates numbers and paths; exit 1 on any problem."""
+    from jobs import production_check
+
+    report = production_check.check_production(directory)
+    for problem in report.problems:
+        click.echo(problem)
+    click.echo(f"check: {report.summary()}", err=True)
+    sys.exit(commands.EXIT_OK if report.ok else commands.EXIT_ITEMS_FAILED)
