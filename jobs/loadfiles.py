@@ -20,8 +20,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def volume_dats(root: Path) -> list[Path]:
+    """Every volume's DAT under a production's root (``*/DATA/*.dat``), or the root's own."""
+    return sorted(root.glob("*/DATA/*.dat")) + sorted(root.glob("DATA/*.dat"))
 
 
 @dataclass(frozen=True)

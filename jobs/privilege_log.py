@@ -178,7 +178,7 @@ def _categories(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 def _bates_by_path(production_dir: Path) -> dict[str, str]:
     """Each produced document's first Bates number, by its path, from the production's DATs."""
     found: dict[str, str] = {}
-    dats = sorted(production_dir.glob("*/DATA/*.dat")) + sorted(production_dir.glob("DATA/*.dat"))
+    dats = loadfiles.volume_dats(production_dir)
     if not dats:
         raise errors.UsageError(f"no production load file (DATA/*.dat) under {production_dir}")
     for dat in dats:

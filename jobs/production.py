@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.models import Item, Result, Run, StoredSegment
-from jobs import loadfiles, results
+from jobs import loadfiles, privilege_log, results
 from jobs.bates import BatesFormat
 from jobs.settings import Settings
 from jobs.status import resolve_run
@@ -181,9 +181,7 @@ def _is_document(row: dict[str, Any]) -> bool:
 
 def _privileged_items(session: Session, job_id: int, options: ProductionOptions) -> set[int]:
     """The items the privilege run found privileged."""
-    from jobs.privilege_log import privilege_run
-
-    run = privilege_run(session, job_id, options.privilege_run_number)
+    run = privilege_log.privilege_run(session, job_id, options.privilege_run_number)
     answers = session.execute(select(Result.item_id, Result.output).where(Result.run_id == run.id))
     return {item_id for item_id, output in answers if (output or {}).get("privileged") is True}
 

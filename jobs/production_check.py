@@ -51,7 +51,7 @@ def check_production(
 ) -> CheckReport:
     """Check every volume's load files under ``root``."""
     report = CheckReport(root)
-    dats = sorted(root.glob("*/DATA/*.dat")) + sorted(root.glob("DATA/*.dat"))
+    dats = loadfiles.volume_dats(root)
     if not dats:
         report.problems.append(f"no DAT file under {root} (looked for */DATA/*.dat and DATA/*.dat)")
         return report

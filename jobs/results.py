@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import EmailMessage, Item, ItemRun, ItemSource, Result, Run
+from worker import grounding
 
 CSV_COLUMNS = [
     "job_id",
@@ -113,7 +114,9 @@ def result_rows(session: Session, run: Run) -> Iterator[dict[str, Any]]:
             "page_count": item.page_count,
             "result": result.output if result else None,
             "citations": result.citations if result else None,
-            **_quote_counts(result),
+            "quotes": None,
+            "quotes_unverified": None,
+            **grounding.quote_counts(result.grounding if result else None),
             "grounding": result.grounding if result else None,
             "partials": result.partials if result else None,
             "provenance": _provenance(result) if result else None,
@@ -134,14 +137,6 @@ def _holders(session: Session, job_id: int) -> dict[int, tuple[list[str], list[s
     return {
         item_id: (sorted(custodians[item_id]), sorted(found)) for item_id, found in paths.items()
     }
-
-
-def _quote_counts(result: Result | None) -> dict[str, int | None]:
-    """How many quotes the answer gave and how many its cited pages do not hold."""
-    verdict = result.grounding if result is not None else None
-    if not verdict:
-        return {"quotes": None, "quotes_unverified": None}
-    return {"quotes": verdict["quotes"], "quotes_unverified": verdict["unverified"]}
 
 
 def _container_counts(metadata: dict[str, Any]) -> dict[str, int] | None:

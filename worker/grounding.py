@@ -98,6 +98,13 @@ def check_quotes(output: dict[str, Any], pages: Mapping[str, str]) -> dict[str, 
     }
 
 
+def quote_counts(verdict: dict[str, Any] | None) -> dict[str, int]:
+    """``quotes`` and ``quotes_unverified`` of a stored verdict; empty when there is none."""
+    if not verdict:
+        return {}
+    return {"quotes": verdict["quotes"], "quotes_unverified": verdict["unverified"]}
+
+
 def _check(page: str, quote: str, texts: Mapping[str, str]) -> QuoteCheck:
     wanted = normalised(quote).rstrip(" .…")
     if not wanted:

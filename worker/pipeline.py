@@ -41,6 +41,7 @@ from worker import (
     email_threads,
     errors,
     families,
+    grounding,
     item_states,
     leases,
     media_types,
@@ -708,20 +709,13 @@ def _store_result(
                     "model_sha256": model.info.sha256,
                     "prompt_hash": task.prompt_hash,
                     "citations": len(analysed.citations),
-                    **_grounding_counts(analysed.grounding),
+                    **grounding.quote_counts(analysed.grounding),
                 },
             ),
         )
         item_states.transition(session, item_run, ItemState.done, context.worker_id)
         complete_run_if_finished(session, claim.run_id, context.worker_id)
     return ItemOutcome(claim.item_run_id, ItemState.done)
-
-
-def _grounding_counts(verdict: dict[str, Any] | None) -> dict[str, int]:
-    """The quote counts the audit event records (none for an answer without quotes)."""
-    if verdict is None:
-        return {}
-    return {"quotes": verdict["quotes"], "quotes_unverified": verdict["unverified"]}
 
 
 def _record_failure(context: PipelineContext, claim: Claim, exc: errors.SieveError) -> ItemOutcome:
