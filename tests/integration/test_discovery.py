@@ -25,7 +25,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from db.models import Item, ItemRun, ItemState, Run
-from tests import mailgen, services
+from tests import mailgen, officegen, services
 from tests.integration.harness import (
     WorkerProcess,
     run_sieve,
@@ -52,18 +52,24 @@ def test_a_matter_through_the_worker_keeps_families_custodians_duplicates_and_th
     db_engine: Engine,
 ) -> None:
     matter = build_matter(tmp_path / "matter")
+    # A legacy Word file, saved as DOC by LibreOffice itself, read through the worker's converter.
+    memo = officegen.write_docx(tmp_path / "memo.docx", ["Legacy memo: the forecast is flat."])
+    officegen.convert_with_libreoffice(memo, "doc", matter / "erin")
     job_id = submit_folder(sieve_env, matter, "--custodian-folders", "--name", "Matter 123")
     wait_for_run(database_url, job_id, timeout=900)
     rows = _results(sieve_env, job_id)
     assert celery_worker.process.poll() is None
 
-    # Every path accounted for: 4 submitted, 5 messages, 2 + 1 attachments, the attached ZIP's
+    # Every path accounted for: 5 submitted, 5 messages, 2 + 1 attachments, the attached ZIP's
     # file, the Word file's embedded file, the MSG's attached file and attached message.
-    assert len(rows) == 4 + 5 + 3 + 1 + 1 + 2
+    assert len(rows) == 5 + 5 + 3 + 1 + 1 + 2
     failed = [(row["path"], row["error_code"]) for row in rows if row["state"] != "done"]
     assert failed == []
     by_suffix = {row["path"].rsplit("/", 1)[-1]: row for row in rows}
     mailbox = by_suffix["inbox.mbox"]
+    legacy = by_suffix["memo.doc"]
+    assert (legacy["media_type"], legacy["custodian"]) == ("application/msword", "erin")
+    assert legacy["result"] is not None and legacy["page_count"] == 1
     assert mailbox["container_counts"] == {"expected": 5, "extracted": 5, "failed": 0}
     assert mailbox["result"] is None and mailbox["custodian"] == "alice"
 
