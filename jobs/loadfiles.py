@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker import errors
+
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -38,8 +40,69 @@ class DatDialect:
     quote: str = "\u00fe"
     newline: str = "\u00ae"
 
+    def __post_init__(self) -> None:
+        marks = (self.separator, self.quote, self.newline)
+        if any(len(mark) != 1 or mark in "\r\n" for mark in marks):
+            raise errors.UsageError(
+                "DAT delimiters are single characters other than CR and LF, "
+                f"got {[hex(ord(m)) if len(m) == 1 else m for m in marks]}"
+            )
+        if len(set(marks)) != 3:
+            raise errors.UsageError("the DAT's separator, quote and newline mark must differ")
+
 
 CONCORDANCE = DatDialect()
+
+
+def parse_delimiter(text: str) -> str:
+    """One delimiter as users of review platforms write it.
+
+    A single character stands for itself; ``0x14`` and ``U+00FE`` are code
+    points in hexadecimal; two or more digits (``020``, ``254``) are the
+    decimal "ASCII" codes the platforms' load-file dialogs show.
+    """
+    written = text.strip() if len(text) > 1 else text
+    if len(written) == 1:
+        return written
+    lowered = written.lower()
+    try:
+        if lowered.startswith(("0x", "u+", "\\x", "\\u")):
+            code = int(lowered[2:], 16)
+        elif written.isdigit():
+            code = int(written, 10)
+        else:
+            raise ValueError(written)
+        return chr(code)
+    except (ValueError, OverflowError):
+        raise errors.UsageError(
+            f"cannot read {text!r} as a delimiter: give one character, 0x14, U+00FE or 020"
+        ) from None
+
+
+def detect_dialect(data: bytes, newline: str | None = None) -> DatDialect:
+    """The separator and quote a DAT uses, read from its header line.
+
+    A header's first character is the quote (þ, ", ...) unless it is a
+    letter, and the character after that first field's closing quote is the
+    separator. The newline mark cannot be seen in a header: ``newline``, or
+    Concordance's ®.
+    """
+    text = data.removeprefix(UTF8_BOM).decode("utf-8", errors="replace")
+    header = text.split("\n", 1)[0].rstrip("\r")
+    newline = newline or CONCORDANCE.newline
+    if not header:
+        return DatDialect(newline=newline)
+    first = header[0]
+    if first.isalnum() or first == "_":
+        separator = next((c for c in header if not (c.isalnum() or c in "_ -")), None)
+        quote = next(c for c in (CONCORDANCE.quote, '"', "'", "~") if c not in (separator, newline))
+    else:
+        quote = first
+        closing = header.find(quote, 1)
+        separator = header[closing + 1] if 0 < closing < len(header) - 1 else None
+    if separator is None:
+        return DatDialect(quote=quote, newline=newline)
+    return DatDialect(separator=separator, quote=quote, newline=newline)
 
 
 def dat_bytes(fields: Sequence[str], rows: Iterable[dict[str, str]], dialect: DatDialect) -> bytes:
@@ -62,9 +125,15 @@ def _dat_line(values: Sequence[str], dialect: DatDialect) -> str:
 
 
 def read_dat(
-    data: bytes, dialect: DatDialect = CONCORDANCE
+    data: bytes, dialect: DatDialect | None = None
 ) -> tuple[list[str], list[dict[str, str]]]:
-    """The field names and the rows of a DAT file; newline markers turned back into newlines."""
+    """The field names and the rows of a DAT file; newline markers turned back into newlines.
+
+    Without a ``dialect`` the separator and quote are read from the header
+    (``detect_dialect``), so another party's DAT reads as well as ours.
+    """
+    if dialect is None:
+        dialect = detect_dialect(data)
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM) :]
     text = data.decode("utf-8")

@@ -46,10 +46,11 @@ class CheckReport:
         return f"{self.documents} documents, {self.pages} pages{span}: {verdict}"
 
 
-def check_production(
-    root: Path, dialect: loadfiles.DatDialect = loadfiles.CONCORDANCE
-) -> CheckReport:
-    """Check every volume's load files under ``root``."""
+def check_production(root: Path, dialect: loadfiles.DatDialect | None = None) -> CheckReport:
+    """Check every volume's load files under ``root``.
+
+    Without a ``dialect`` each DAT's separator and quote are read from its header.
+    """
     report = CheckReport(root)
     dats = loadfiles.volume_dats(root)
     if not dats:
@@ -65,7 +66,7 @@ def check_production(
 
 
 def _check_volume(
-    dat: Path, opt: Path, root: Path, dialect: loadfiles.DatDialect, report: CheckReport
+    dat: Path, opt: Path, root: Path, dialect: loadfiles.DatDialect | None, report: CheckReport
 ) -> None:
     try:
         header, rows = loadfiles.read_dat(dat.read_bytes(), dialect)

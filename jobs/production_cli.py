@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-from jobs import commands
+from jobs import commands, loadfiles
 from jobs.bates import BatesFormat
 from worker import errors
 
@@ -16,6 +18,62 @@ from worker import errors
 IMAGE_FORMATS = ("pdf", "tiff")
 
 console = Console(stderr=True)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+DELIMITER_HELP = "one character, a code point (0x14, U+00FE) or a decimal code (020)"
+
+
+def _delimiter(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return loadfiles.parse_delimiter(value)
+    except errors.UsageError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+def dat_delimiter_options(defaults: bool) -> Callable[[Command], Command]:
+    """``--dat-separator``, ``--dat-quote`` and ``--dat-newline``: Concordance's unless told.
+
+    With ``defaults`` false (the checker) an option left out is read from
+    the DAT's own header instead.
+    """
+    marks = (
+        ("--dat-separator", "dat_separator", "0x14", "between fields"),
+        ("--dat-quote", "dat_quote", "U+00FE", "around each field"),
+        ("--dat-newline", "dat_newline", "U+00AE", "for a newline inside a field"),
+    )
+
+    def decorate(command: Command) -> Command:
+        for flag, name, default, role in reversed(marks):
+            given = default if defaults else None
+            shown = f"default {default}" if defaults else "default: read from the header"
+            command = click.option(
+                flag,
+                name,
+                default=given,
+                callback=_delimiter,
+                metavar="CHAR",
+                help=f"DAT mark {role}: {DELIMITER_HELP} ({shown}).",
+            )(command)
+        return command
+
+    return decorate
+
+
+def dat_dialect(
+    separator: str | None, quote: str | None, newline: str | None
+) -> loadfiles.DatDialect | None:
+    """The dialect the options name, or None to read each DAT's own from its header."""
+    if separator is None and quote is None and newline is None:
+        return None
+    base = loadfiles.CONCORDANCE
+    return loadfiles.DatDialect(
+        separator=separator or base.separator,
+        quote=quote or base.quote,
+        newline=newline or base.newline,
+    )
 
 
 @click.command("export")
@@ -58,6 +116,7 @@ console = Console(stderr=True)
 )
 @click.option("--confirmed-only", is_flag=True, help="privilege-log: reviewer-confirmed only.")
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="FILE.csv|.xlsx")
+@dat_delimiter_options(defaults=True)
 def export(
     job_id: int,
     output_format: str,
@@ -76,6 +135,9 @@ def export(
     production_dir: Path | None,
     confirmed_only: bool,
     output: Path | None,
+    dat_separator: str,
+    dat_quote: str,
+    dat_newline: str,
 ) -> None:
     """Write a Bates-numbered production of JOB_ID with load files, or its privilege log."""
     if output_format == "privilege-log":
@@ -88,6 +150,7 @@ def export(
     from jobs import production, production_check
 
     settings = commands.load_settings()
+    dialect = loadfiles.DatDialect(dat_separator, dat_quote, dat_newline)
     options = production.ProductionOptions(
         bates=BatesFormat(bates_prefix, digits, separator),
         start=start,
@@ -97,6 +160,7 @@ def export(
         withhold_privileged=withhold_privileged,
         privilege_run_number=privilege_run_number,
         review_fields=tuple(f.strip() for f in (review_fields or "").split(",") if f.strip()),
+        dialect=dialect,
     )
     engine, session_factory = commands.open_database(settings)
     commands.require_job(session_factory, job_id)
@@ -111,7 +175,7 @@ def export(
         f"produced {len(documents)} documents, {made.pages} pages ({span}); "
         f"{made.withheld} withheld, {made.natives} natives → {out_dir / made.volume}"
     )
-    report = production_check.check_production(out_dir)
+    report = production_check.check_production(out_dir, dialect)
     console.print(f"check: {report.summary()}")
     for problem in report.problems:
         console.print(f"  {problem}")
@@ -175,11 +239,15 @@ def production_group() -> None:
 
 @production_group.command("check")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
-def check(directory: Path) -> None:
+@dat_delimiter_options(defaults=False)
+def check(
+    directory: Path, dat_separator: str | None, dat_quote: str | None, dat_newline: str | None
+) -> None:
     """Check a production's load files, Bates numbers and paths; exit 1 on any problem."""
     from jobs import production_check
 
-    report = production_check.check_production(directory)
+    dialect = dat_dialect(dat_separator, dat_quote, dat_newline)
+    report = production_check.check_production(directory, dialect)
     for problem in report.problems:
         click.echo(problem)
     click.echo(f"check: {report.summary()}", err=True)

@@ -18,11 +18,12 @@ from typing import Any
 import openpyxl
 import pymupdf
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 from sqlalchemy import select
 
 from db.models import AuditEvent
-from jobs import embedded, privilege_log, production, production_check, submit
+from jobs import cli, embedded, loadfiles, privilege_log, production, production_check, submit
 from jobs.bates import BatesFormat
 from tests.fake_model import FakeModel
 from tests.mattergen import build_matter
@@ -316,3 +317,91 @@ def test_metadata_and_categorical_styles_and_confirmed_only(
         "reviewer@host",
         True,
     )
+
+
+def test_the_dat_delimiters_are_the_users_to_choose_and_the_checker_reads_them_back(
+    reviewed: tuple[Embedded, int], tmp_path: Path
+) -> None:
+    env, job_id = reviewed
+    out = tmp_path / "prod"
+    runner = CliRunner()
+    sieve_env = {"SIEVE_DATA_DIR": str(env.settings.data_dir)}
+    made = runner.invoke(
+        cli.cli,
+        [
+            *("export", str(job_id), "--format", "production", "--bates-prefix", "ABC"),
+            *("--out", str(out), "--withhold-privileged"),
+            *("--dat-separator", "124", "--dat-quote", "U+0022", "--dat-newline", "0x7E"),
+        ],
+        env=sieve_env,
+    )
+    assert made.exit_code == 0, made.output
+    # Read by byte values: | between fields, " around them, ~ for a newline; CRLF ends.
+    data = (out / "VOL001" / "DATA" / "VOL001.dat").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and b"\x14" not in data and "þ".encode() not in data
+    records = []
+    for line in data[3:].split(b"\r\n")[:-1]:
+        fields = line.split(b"|")
+        assert all(f.startswith(b'"') and f.endswith(b'"') for f in fields)
+        records.append([f[1:-1].replace(b"~", b"\n").decode() for f in fields])
+    header, *rows = records
+    assert header[:2] == ["BEGBATES", "ENDBATES"] and len(rows) == 13
+    assert all(len(row) == len(header) for row in rows)
+
+    # The checker and the privilege log read the delimiters from the DAT's header...
+    checked = runner.invoke(cli.cli, ["production", "check", str(out)])
+    assert checked.exit_code == 0, checked.output
+    with env.session_factory() as session:
+        _, logged = privilege_log.log_rows(
+            session, privilege_log.LogRequest(job_id, production_dir=out)
+        )
+    withheld = {row[0] for row in rows if row[header.index("WITHHELD")] == "Y"}
+    assert {row["CONTROL_NUMBER"] for row in logged} == withheld != set()
+    # ...and told the wrong ones, it finds nothing that holds together.
+    wrong = runner.invoke(cli.cli, ["production", "check", str(out), "--dat-separator", "0x14"])
+    assert wrong.exit_code == 1 and "BEGBATES" in wrong.output
+    # A delimiter it cannot read, or two the same, is a usage error that names the option.
+    unreadable = runner.invoke(cli.cli, ["production", "check", str(out), "--dat-quote", "xy"])
+    assert unreadable.exit_code == 2 and "--dat-quote" in unreadable.output
+    same = runner.invoke(
+        cli.cli,
+        [
+            *("export", str(job_id), "--bates-prefix", "ABC", "--out", str(tmp_path / "again")),
+            *("--dat-separator", "|", "--dat-quote", "|"),
+        ],
+        env=sieve_env,
+    )
+    assert same.exit_code == 2 and "must differ" in same.output
+    assert not (tmp_path / "again").exists()
+
+
+@pytest.mark.parametrize(
+    ("written", "character"),
+    [
+        ("|", "|"),
+        (",", ","),
+        ("0x14", "\x14"),
+        ("U+00FE", "þ"),
+        ("u+00ae", "®"),
+        ("020", "\x14"),
+        ("254", "þ"),
+        ("\\x14", "\x14"),
+    ],
+)
+def test_a_delimiter_is_written_the_ways_review_platforms_write_it(
+    written: str, character: str
+) -> None:
+    assert loadfiles.parse_delimiter(written) == character
+
+
+def test_the_dialect_is_read_from_any_partys_header() -> None:
+    ours = loadfiles.dat_bytes(["BEGBATES", "ENDBATES"], [], loadfiles.CONCORDANCE)
+    assert loadfiles.detect_dialect(ours) == loadfiles.CONCORDANCE
+    csv_like = b'"BEGBATES","ENDBATES"\n"X1","X2"\n'
+    dialect = loadfiles.detect_dialect(csv_like)
+    assert (dialect.separator, dialect.quote) == (",", '"')
+    assert loadfiles.read_dat(csv_like)[1] == [{"BEGBATES": "X1", "ENDBATES": "X2"}]
+    bare = b"BEGBATES\tENDBATES\r\nX1\tX2\r\n"
+    assert loadfiles.read_dat(bare)[1] == [{"BEGBATES": "X1", "ENDBATES": "X2"}]
+    with pytest.raises(errors.UsageError, match="CR and LF"):
+        loadfiles.DatDialect(newline="\n")
