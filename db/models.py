@@ -192,6 +192,9 @@ class ItemSource(Base):
     custodian: Mapped[str | None] = mapped_column(String(200))  # whose copy this path was
     # The container this path was found in (a mailbox, a message), None when submitted.
     container_item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
+    # "member": one instance file of a series or study item (its content is the item's
+    # manifest, not this file's); None: the item's own file or a duplicate of it.
+    role: Mapped[str | None] = mapped_column(String(16))
 
     item: Mapped[Item] = relationship(back_populates="sources", foreign_keys=[item_id])
 
@@ -316,6 +319,82 @@ class EmailMessage(Base):
     thread_position: Mapped[int | None] = mapped_column(Integer)  # 0 for the thread's root
     inclusive: Mapped[bool | None] = mapped_column(Boolean)
     included_in_item_id: Mapped[int | None] = mapped_column(Integer)  # a later one quoting all
+
+
+class DicomPatient(Base):
+    """A patient of an indexed archive; who it is stays in ``identifiers``, apart."""
+
+    __tablename__ = "dicom_patients"
+    __table_args__ = (UniqueConstraint("job_id", "patient_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
+    # SHA-256 of the job, IssuerOfPatientID and PatientID: groups without naming.
+    patient_key: Mapped[str] = mapped_column(String(64))
+    identifiers: Mapped[dict[str, Any] | None] = mapped_column()  # PatientID, name, birth date
+
+
+class DicomStudy(Base):
+    """A study: its series, and the item reviewing it when the unit is the study."""
+
+    __tablename__ = "dicom_studies"
+    __table_args__ = (UniqueConstraint("job_id", "study_instance_uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("dicom_patients.id", ondelete="RESTRICT"))
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    study_date: Mapped[str | None] = mapped_column(String(8))  # DICOM DA, YYYYMMDD
+    modalities: Mapped[list[Any]] = mapped_column(default=list)
+    identifiers: Mapped[dict[str, Any] | None] = mapped_column()  # accession number, study ID
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"))
+
+
+class DicomSeries(Base):
+    """A series: its instances, and the item reviewing it when the unit is the series."""
+
+    __tablename__ = "dicom_series"
+    __table_args__ = (UniqueConstraint("job_id", "series_instance_uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
+    study_id: Mapped[int] = mapped_column(ForeignKey("dicom_studies.id", ondelete="RESTRICT"))
+    series_instance_uid: Mapped[str] = mapped_column(String(64))
+    series_number: Mapped[int | None] = mapped_column(Integer)
+    modality: Mapped[str | None] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    body_part: Mapped[str | None] = mapped_column(String(64))
+    frame_of_reference_uid: Mapped[str | None] = mapped_column(String(64))
+    instance_count: Mapped[int] = mapped_column(Integer, default=0)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"))
+
+
+class DicomInstance(Base):
+    """One instance file as the header-only pass read it (no pixel was decoded)."""
+
+    __tablename__ = "dicom_instances"
+    __table_args__ = (Index("ix_dicom_instances_job_sop", "job_id", "sop_instance_uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("dicom_series.id", ondelete="RESTRICT"), index=True
+    )
+    # The item that reviews it: its own (unit instance), or its series' or study's.
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"))
+    path: Mapped[str] = mapped_column(Text)  # first path seen
+    sha256: Mapped[str] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    transfer_syntax_uid: Mapped[str | None] = mapped_column(String(64))
+    number_of_frames: Mapped[int] = mapped_column(Integer, default=1)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    acquisition_number: Mapped[int | None] = mapped_column(Integer)
+    image_type: Mapped[list[Any]] = mapped_column(default=list)
+    image_position: Mapped[list[Any] | None] = mapped_column()  # mm, patient coordinates
+    image_orientation: Mapped[list[Any] | None] = mapped_column()  # row and column cosines
 
 
 class AuditEvent(Base):

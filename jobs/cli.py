@@ -162,6 +162,14 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="De-duplicate top-level documents across the job, within each custodian, or not.",
         ),
         click.option(
+            "--unit",
+            type=click.Choice(["series", "study", "instance"]),
+            default="series",
+            show_default=True,
+            help="DICOM: one item per series (its instances in spatial order), per study, "
+            "or per instance file.",
+        ),
+        click.option(
             "--deterministic",
             is_flag=True,
             help="Greedy decoding, fixed seed, one sequence, nothing reused between items.",
@@ -197,6 +205,7 @@ def run(
     custodian: str | None,
     custodian_folders: bool,
     dedup: str,
+    unit: str,
     deterministic: bool,
 ) -> None:
     """Process files and folders here, in this process, and print the results."""
@@ -205,7 +214,7 @@ def run(
     settings = commands.load_settings()
     task_spec = commands.task_from_options(settings, task, labels, schema, prompt, case)
     engine, session_factory = commands.open_database(settings)
-    options = _run_options(priority, deterministic, custodian, custodian_folders, dedup)
+    options = _run_options(priority, deterministic, custodian, custodian_folders, dedup, unit)
     submission = _ingest_with_progress(
         settings, session_factory, paths, task_spec, name, "in_process", options
     )
@@ -213,6 +222,7 @@ def run(
         f"job [bold]{submission.job_id}[/]: {submission.file_count} files, "
         f"{submission.item_count} distinct ({len(submission.duplicate_paths)} duplicates)"
     )
+    _print_dicom_index(submission)
     with console.status("loading the model…"):
         context = build_in_process_context(settings, session_factory)
     console.print(f"model: {context.model.info.name} ({context.model.info.sha256[:12]}…)")
@@ -240,7 +250,12 @@ def run(
 
 
 def _run_options(
-    priority: str, deterministic: bool, custodian: str | None, custodian_folders: bool, dedup: str
+    priority: str,
+    deterministic: bool,
+    custodian: str | None,
+    custodian_folders: bool,
+    dedup: str,
+    unit: str,
 ) -> RunOptions:
     """The per-run options ``sieve run`` and ``sieve submit`` share, from their flags."""
     return RunOptions(
@@ -249,7 +264,24 @@ def _run_options(
         custodian=custodian,
         custodian_folders=custodian_folders,
         dedup=dedup,
+        unit=unit,
     )
+
+
+def _print_dicom_index(submission: Submission) -> None:
+    """What the header pass made of the DICOM files, when there were any."""
+    if submission.dicom_instances:
+        console.print(
+            f"DICOM: {submission.dicom_instances} instances indexed, "
+            f"{submission.dicom_units} series/study items"
+        )
+    for fileset in submission.filesets:
+        missing = f", {len(fileset.missing)} not submitted" if fileset.missing else ""
+        problem = f" (unreadable: {fileset.problem})" if fileset.problem else ""
+        console.print(
+            f"DICOMDIR {fileset.path}: read as an index, {fileset.referenced} instances"
+            f"{missing}{problem}"
+        )
 
 
 def _print_dry_run(settings: Settings, paths: tuple[Path, ...]) -> None:
@@ -286,6 +318,7 @@ def submit_command(
     custodian: str | None,
     custodian_folders: bool,
     dedup: str,
+    unit: str,
     deterministic: bool,
     dry_run: bool,
 ) -> None:
@@ -296,7 +329,7 @@ def submit_command(
         _print_dry_run(settings, paths)
         return
     engine, session_factory = commands.open_database(settings)
-    options = _run_options(priority, deterministic, custodian, custodian_folders, dedup)
+    options = _run_options(priority, deterministic, custodian, custodian_folders, dedup, unit)
     submission = _ingest_with_progress(
         settings, session_factory, paths, task_spec, name, "celery", options
     )
@@ -314,6 +347,7 @@ def submit_command(
         f"queued {submission.item_count} items ({submission.file_count} files, "
         f"{len(submission.duplicate_paths)} duplicates) as job {submission.job_id}"
     )
+    _print_dicom_index(submission)
     click.echo(submission.job_id)
 
 

@@ -144,14 +144,16 @@ def build_report(session: Session, job_id: int, run_number: int | None = None) -
     run = resolve_run(session, job_id, run_number)
     report = Report(job_id, run.number, job.file_count)
     sources = session.execute(
-        select(ItemSource.path, ItemSource.container_item_id, Item, ItemRun)
+        select(ItemSource.path, ItemSource.container_item_id, ItemSource.role, Item, ItemRun)
         .join(Item, Item.id == ItemSource.item_id)
         .outerjoin(ItemRun, and_(ItemRun.item_id == Item.id, ItemRun.run_id == run.id))
         .where(ItemSource.job_id == job_id)
         .order_by(ItemSource.id)
     )
-    for path, container_item_id, item, item_run in sources:
-        row = dataclasses.replace(_row(path, item, item_run), found_in_item_id=container_item_id)
+    for path, container_item_id, role, item, item_run in sources:
+        row = dataclasses.replace(
+            _row(path, item, item_run, role), found_in_item_id=container_item_id
+        )
         (report.rows if container_item_id is None else report.found).append(row)
         if path == item.path:
             report.members.extend(_refused_member_rows(item))
@@ -162,7 +164,15 @@ def build_report(session: Session, job_id: int, run_number: int | None = None) -
     return report
 
 
-def _row(path: str, item: Item, item_run: ItemRun | None) -> ReportRow:
+def _row(path: str, item: Item, item_run: ItemRun | None, role: str | None) -> ReportRow:
+    if role == "member":
+        # An instance file of a series or study item: it fares as its item does.
+        unit = f"instance of item {item.id} ({item.path})"
+        if item_run is None:
+            return ReportRow(path, "not_in_run", item.id, detail=unit)
+        category = _BY_STATE[item_run.state]
+        detail = unit + (f": {item_run.error_message}" if item_run.error_message else "")
+        return ReportRow(path, category, item.id, item_run.error_code, detail)
     if path != item.path:
         return ReportRow(
             path, "duplicate", item.id, detail=f"duplicate of item {item.id} ({item.path})"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import audit
 from db.models import Item, ItemRun, ItemSource, ItemState, Job, Run, RunState
 from db.session import transaction
-from jobs import estimates
+from jobs import estimates, imaging_units
 from jobs.settings import Settings
 from worker import content_store, errors, families, media_types
 from worker.extractors import email as email_extractor
@@ -40,6 +40,12 @@ class IngestedFile:
     path: Path
     stored: content_store.StoredObject
     media_type: str
+    # A DICOM series or study item: ``stored`` is its manifest, these its instance files.
+    members: tuple[IngestedFile, ...] = ()
+
+    def source_files(self) -> tuple[IngestedFile, ...]:
+        """The paths the user submitted that this stands for: itself, or its members."""
+        return self.members or (self,)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class RunOptions:
     # Or: each folder directly under a submitted folder is a custodian's collection.
     custodian_folders: bool = False
     dedup: str = "global"  # global, custodian or none: see worker.families.dedup_key
+    unit: str = "series"  # DICOM: one item per series, per study, or per instance file
 
 
 DEFAULT_RUN_OPTIONS = RunOptions()
@@ -67,6 +74,9 @@ class Submission:
     file_count: int
     item_count: int
     duplicate_paths: list[str] = field(default_factory=list)
+    dicom_units: int = 0  # series or study items made of several files
+    dicom_instances: int = 0  # instances indexed
+    filesets: list[imaging_units.FileSetRead] = field(default_factory=list)  # DICOMDIRs read
 
 
 def submitter_identity() -> str:
@@ -179,8 +189,13 @@ def record_submission(
     task: TaskSpec,
     executor: str,
     options: RunOptions = DEFAULT_RUN_OPTIONS,
+    imaging: imaging_units.ImagingPlan | None = None,
 ) -> Submission:
-    """Record job, first run, items, sources and item runs in one transaction."""
+    """Record job, first run, items, sources and item runs in one transaction.
+
+    ``imaging``, when the files held DICOM, is the header pass's plan: its
+    index is written in the same transaction.
+    """
     user = submitter_identity()
     host = socket.gethostname()
     model_name, model_reference = configured_model(settings.model)
@@ -191,7 +206,7 @@ def record_submission(
             submitted_by=user,
             submitted_host=host,
             input_roots=[recorded_path(root.resolve()) for root in roots],
-            file_count=len(files),
+            file_count=sum(len(ingested.source_files()) for ingested in files),
             dedup_mode=options.dedup,
         )
         session.add(job)
@@ -212,16 +227,19 @@ def record_submission(
         )
         session.add(run)
         items_by_hash: dict[str, Item] = {}  # by de-duplication key
-        sources: list[tuple[Item, IngestedFile]] = []
+        sources: list[tuple[Item, IngestedFile, str | None]] = []
         custodians = {
-            ingested.path: custodian_of(ingested.path, roots, options) for ingested in files
+            source.path: custodian_of(source.path, roots, options)
+            for ingested in files
+            for source in ingested.source_files()
         }
         for ingested in files:
+            first_source = ingested.source_files()[0]
             key = families.dedup_key(
                 options.dedup,
                 sha256=ingested.stored.sha256,
                 email_hash=_email_hash(settings, ingested),
-                custodian=custodians[ingested.path],
+                custodian=custodians[first_source.path],
                 path=recorded_path(ingested.path),
             )
             item = items_by_hash.get(key)
@@ -234,11 +252,12 @@ def record_submission(
                     md5=ingested.stored.md5,
                     media_type=ingested.media_type,
                     stored_path=ingested.stored.relative_path,
-                    custodian=custodians[ingested.path],
+                    custodian=custodians[first_source.path],
                     dedup_key=key,
                 )
                 items_by_hash[key] = item
-            sources.append((item, ingested))
+            role = "member" if ingested.members else None
+            sources.extend((item, source, role) for source in ingested.source_files())
         session.add_all(items_by_hash.values())
         session.flush()
         for item in items_by_hash.values():
@@ -247,11 +266,18 @@ def record_submission(
             ItemSource(
                 job_id=job.id,
                 item_id=item.id,
-                path=recorded_path(ingested.path),
-                custodian=custodians[ingested.path],
+                path=recorded_path(source.path),
+                custodian=custodians[source.path],
+                role=role,
             )
-            for item, ingested in sources
+            for item, source, role in sources
         )
+        dicom_instances = 0
+        if imaging is not None and imaging.headers:
+            items_by_path = {source.path: item for item, source, _ in sources}
+            dicom_instances = imaging_units.record_index(
+                session, job.id, imaging, items_by_path, recorded_path
+            )
         item_runs = [
             ItemRun(run_id=run.id, item_id=item.id, state=ItemState.pending)
             for item in items_by_hash.values()
@@ -259,19 +285,25 @@ def record_submission(
         session.add_all(item_runs)
         job.item_count = len(items_by_hash)
         session.flush()
-        audit.append_events(session, _submission_events(job, run, sources, user, host, task))
+        filesets = imaging.filesets if imaging is not None else []
+        audit.append_events(
+            session, _submission_events(job, run, sources, user, host, task, filesets)
+        )
         duplicate_paths = [
-            recorded_path(ingested.path)
-            for item, ingested in sources
-            if item.path != recorded_path(ingested.path)
+            recorded_path(source.path)
+            for item, source, role in sources
+            if role is None and item.path != recorded_path(source.path)
         ]
         return Submission(
             job_id=job.id,
             run_id=run.id,
             item_run_ids=[item_run.id for item_run in item_runs],
-            file_count=len(files),
+            file_count=len(sources),
             item_count=len(items_by_hash),
             duplicate_paths=duplicate_paths,
+            dicom_units=imaging.dicom_units if imaging is not None else 0,
+            dicom_instances=dicom_instances,
+            filesets=filesets,
         )
 
 
@@ -290,10 +322,11 @@ def _estimate(session: Session, model_name: str, files: Sequence[IngestedFile]) 
 def _submission_events(
     job: Job,
     run: Run,
-    sources: Sequence[tuple[Item, IngestedFile]],
+    sources: Sequence[tuple[Item, IngestedFile, str | None]],
     user: str,
     host: str,
     task: TaskSpec,
+    filesets: Sequence[imaging_units.FileSetRead] = (),
 ) -> list[audit.EventDraft]:
     drafts = [
         audit.EventDraft(
@@ -319,25 +352,42 @@ def _submission_events(
             },
         ),
     ]
-    for item, ingested in sources:
+    for item, ingested, role in sources:
+        details: dict[str, Any] = {
+            "path": recorded_path(ingested.path),
+            "md5": item.md5,
+            "size_bytes": item.size_bytes,
+            "media_type": item.media_type,
+            "duplicate": role is None and item.path != recorded_path(ingested.path),
+            "custodian": item.custodian,
+        }
+        if role == "member":
+            # The item's hash is its manifest's; the instance file's own hashes go here.
+            details |= {
+                "member_sha256": ingested.stored.sha256,
+                "md5": ingested.stored.md5,
+                "size_bytes": ingested.stored.size_bytes,
+                "member_media_type": ingested.media_type,
+            }
         drafts.append(
-            audit.EventDraft(
-                "item.ingested",
-                user,
-                job.id,
-                run.id,
-                item.id,
-                item.sha256,
-                {
-                    "path": recorded_path(ingested.path),
-                    "md5": item.md5,
-                    "size_bytes": item.size_bytes,
-                    "media_type": item.media_type,
-                    "duplicate": item.path != recorded_path(ingested.path),
-                    "custodian": item.custodian,
-                },
-            )
+            audit.EventDraft("item.ingested", user, job.id, run.id, item.id, item.sha256, details)
         )
+    drafts.extend(
+        audit.EventDraft(
+            "dicom.fileset_read",
+            user,
+            job.id,
+            run.id,
+            details={
+                "path": recorded_path(fileset.path),
+                "sha256": fileset.sha256,
+                "referenced": fileset.referenced,
+                "missing": list(fileset.missing),
+                "problem": fileset.problem,
+            },
+        )
+        for fileset in filesets
+    )
     return drafts
 
 
@@ -356,14 +406,18 @@ def submit(
     files = ingest_files(paths, settings, progress)
     if not files:
         raise errors.ConfigurationError("no files found under the given paths")
+    imaging = imaging_units.plan_units(files, settings.objects_dir, options.unit)
+    if not imaging.files:
+        raise errors.ConfigurationError("the given paths hold only DICOMDIR indexes, no instances")
     job_name = name or ", ".join(recorded_path(path) for path in paths)
     return record_submission(
         session_factory,
         settings,
         name=job_name[:300],
         roots=paths,
-        files=files,
+        files=imaging.files,
         task=task,
         executor=executor,
         options=options,
+        imaging=imaging,
     )

@@ -15,6 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# The standard CT windows a series can be shown through (worker.imaging.rendering).
+CtWindowName = Literal["lung", "soft_tissue", "brain", "bone", "mediastinum", "liver"]
+
 
 class ModelSettings(BaseModel):
     """Which GGUF the workers load and how they run it.
@@ -138,6 +141,9 @@ class MediaSettings(BaseModel):
     ffprobe_path: str = "ffprobe"
     tesseract_path: str = "tesseract"
     soffice_path: str = "soffice"  # LibreOffice, for legacy Office files (a separate process)
+    # DCMTK's dcmdjpeg/dcmdjpls/dcmdrle, for pixel data no in-process decoder reads
+    # (12-bit JPEG Extended); None: found on PATH.
+    dcmtk_dir: Path | None = None
     # Wall-clock limit for one run of ffmpeg, ffprobe or tesseract.
     tool_timeout_s: float = 600.0
     # Longer audio or video is refused (limit_exceeded) before any decoding:
@@ -193,6 +199,24 @@ class MediaSettings(BaseModel):
     # Patient and staff identifiers (PS3.15 Annex E) are always stored apart in
     # Extraction.identifiers; only when this is true may they reach a prompt.
     dicom_identifiers_in_prompt: bool = False
+
+    # --- DICOM series and studies (sieve submit --unit series|study) ---------
+    # Images shown per series, evenly spaced through its stacks in spatial order;
+    # per modality where dicom_samples_by_modality names it, e.g. {"CT": 12, "XR": 4}.
+    dicom_series_samples: int = Field(default=8, ge=1, le=64)
+    dicom_samples_by_modality: dict[str, int] = Field(default_factory=dict)
+    # In a study item, images shown per series (with the study's manifest).
+    dicom_study_samples_per_series: int = Field(default=3, ge=1, le=16)
+    # CT is shown through these standard windows (worker.imaging.rendering.CT_WINDOWS),
+    # packed as the R, G and B channels of one picture; one name gives grey.
+    dicom_ct_windows: tuple[CtWindowName, ...] = Field(
+        default=("lung", "soft_tissue", "brain"), min_length=1, max_length=3
+    )
+    # "mip": also show each stack's maximum intensity projection.
+    dicom_projection: Literal["none", "mip"] = "none"
+    # Burned-in text is OCR'd on the images shown, except for these cross-sectional
+    # modalities, whose slices carry none worth the time.
+    dicom_ocr_skip_modalities: tuple[str, ...] = ("CT", "MR", "PT", "NM")
 
 
 class WorkerConfig(BaseModel):

@@ -58,3 +58,15 @@ def store_file(source: Path, objects_dir: Path) -> StoredObject:
         staging_path.unlink(missing_ok=True)
         raise
     return StoredObject(digest, digests.hexdigests["md5"], digests.size_bytes, relative_path)
+
+
+def store_bytes(data: bytes, objects_dir: Path) -> StoredObject:
+    """Store ``data`` (a manifest Sieve wrote, say) as an object, exactly as a file would be."""
+    staging_dir = objects_dir / "tmp"
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=staging_dir, delete=False) as handle:
+        handle.write(data)
+    try:
+        return store_file(Path(handle.name), objects_dir)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)

@@ -134,6 +134,12 @@ class ExtractionCrashedError(InputError):
     code = "crashed"
 
 
+class SeriesAssemblyError(InputError):
+    """The series' images cannot be put in spatial order (missing or contradictory geometry)."""
+
+    code = "series_unassemblable"
+
+
 class SourceMissingError(InputError):
     """The stored original of this item is missing from the content store."""
 

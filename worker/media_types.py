@@ -44,6 +44,7 @@ ENCRYPTED_OFFICE = "application/x-encrypted-office"
 ODT = "application/vnd.oasis.opendocument.text"
 ODS = "application/vnd.oasis.opendocument.spreadsheet"
 ODP = "application/vnd.oasis.opendocument.presentation"
+DICOM = "application/dicom"
 UNKNOWN = "application/octet-stream"
 # What is recorded for a zero-byte file (the name file(1) gives it). The
 # detector never returns it: it raises EmptyFileError, since no extractor could
@@ -72,7 +73,7 @@ class _Signature:
 _SIGNATURES: tuple[_Signature, ...] = (
     # First: "DICM" at 128 is far more specific than any 4 bytes at 0, and the
     # 128-byte preamble before it may legally hold a TIFF header (PS3.10 7.1).
-    _Signature(128, b"DICM", "application/dicom"),
+    _Signature(128, b"DICM", DICOM),
     _Signature(0, b"%PDF-", PDF),
     _Signature(0, b"\x89PNG\r\n\x1a\n", "image/png"),
     _Signature(0, b"\xff\xd8\xff", "image/jpeg"),

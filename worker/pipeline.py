@@ -411,12 +411,28 @@ def _extract(
         }
         if repeats:
             inputs["duplicate_segments_skipped"] = repeats
+        if shown_images := _dicom_images_shown(shown, can_see):
+            inputs["dicom_images_shown"] = shown_images
         if pictures and not can_see:
             inputs["note"] = (
                 f"analysed from extracted text alone (OCR, transcripts): the model cannot see, "
                 f"so {len(pictures)} picture(s) were not shown to it"
             )
         return _Prepared(pieces, Path(item.path).name, item.extractor or "unknown", inputs)
+
+
+def _dicom_images_shown(shown: list[StoredSegment], can_see: bool) -> list[dict[str, Any]]:
+    """Provenance: exactly which SOP instances and frames the model was shown (or read of)."""
+    return [
+        {
+            "label": segment.label,
+            "sop_instance_uid": segment.attributes["sop_instance_uid"],
+            "frame": segment.attributes.get("frame", 1),
+            "picture": can_see,
+        }
+        for segment in shown
+        if "sop_instance_uid" in (segment.attributes or {})
+    ]
 
 
 def _source_order(segment: StoredSegment) -> tuple[float, str, int]:

@@ -179,7 +179,7 @@ def media_job(
     media_set: Path, media_env: dict[str, str], media_worker: WorkerProcess, database_url: str
 ) -> dict[str, Any]:
     """Submit the set through the CLI, wait for the worker, and read the JSONL results."""
-    job_id = submit_folder(media_env, media_set)
+    job_id = submit_folder(media_env, media_set, "--unit", "instance")
     run = wait_for_run(database_url, job_id, timeout=600)
     exported = run_sieve(["results", str(job_id), "--format", "jsonl"], media_env)
     rows = [json.loads(line) for line in exported.stdout.splitlines() if line.strip()]

@@ -20,8 +20,9 @@ from tests import mediagen
 from worker import errors
 from worker.config import LimitSettings, MediaSettings
 from worker.extractors.base import Extraction, SegmentKind
-from worker.extractors.dicom import IDENTIFYING_KEYWORDS, DicomExtractor, redact, window_to_8_bit
+from worker.extractors.dicom import IDENTIFYING_KEYWORDS, DicomExtractor, redact
 from worker.extractors.registry import extractor_for
+from worker.imaging.rendering import window_to_8_bit
 
 # Runs ffmpeg, Tesseract or Whisper: deselect with -m "not tools".
 pytestmark = pytest.mark.tools
@@ -272,13 +273,26 @@ def test_a_file_that_is_not_dicom_is_a_corrupt_file(
     assert "not a readable DICOM file" in raised.value.message
 
 
-def test_pixel_data_no_installed_decoder_reads_is_unsupported(
-    artifacts_dir: Path, limits: LimitSettings
+def test_pixel_data_no_installed_decoder_reads_is_reviewed_from_its_header(
+    tmp_path: Path, artifacts_dir: Path, limits: LimitSettings
 ) -> None:
-    with pytest.raises(errors.UnsupportedTypeError) as raised:
-        DicomExtractor().extract(pydicom_file("JPEGLSNearLossless_08.dcm"), artifacts_dir, limits)
+    # An endoscopy clip stored as MPEG-2 video: no pixel decoder reads it, by design.
+    dataset = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML
+    dataset.PixelData = pydicom.encaps.encapsulate([b"\x00\x00\x01\xb3" + bytes(200)])
+    dataset["PixelData"].VR = "OB"
+    source = tmp_path / "clip.dcm"
+    dataset.save_as(source)
 
-    assert "JPEG-LS" in raised.value.message
+    extraction = DicomExtractor().extract(source, artifacts_dir, limits)
+
+    (segment,) = extraction.segments
+    assert segment.kind == SegmentKind.part and segment.artifact_path is None
+    assert "DICOM CT image" in segment.text
+    assert "MPEG2" in segment.text and "header alone" in segment.text
+    assert "MPEG2" in extraction.metadata["pixels_unreadable"]
+    assert extraction.metadata["frames_rendered"] == 0
+    assert extraction.identifiers["PatientName"] == "CompressedSamples^CT1"
 
 
 def test_frames_larger_than_the_image_limit_are_refused(artifacts_dir: Path) -> None:

@@ -28,9 +28,19 @@ TABLES = {
     "results",
     "audit_events",
     "email_messages",
+    "dicom_patients",
+    "dicom_studies",
+    "dicom_series",
+    "dicom_instances",
 }
-# Tables created after revision 0001 (0005 adds the e-mail metadata table).
-TABLES_AT_0001 = TABLES - {"email_messages"}
+# Tables created after revision 0001 (0005: the e-mail metadata; 0007: the DICOM index).
+TABLES_AT_0001 = TABLES - {
+    "email_messages",
+    "dicom_patients",
+    "dicom_studies",
+    "dicom_series",
+    "dicom_instances",
+}
 
 
 @pytest.fixture

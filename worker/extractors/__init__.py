@@ -10,6 +10,7 @@ from worker.extractors import (  # noqa: F401  (imported to register)
     audio,
     converted,
     dicom,
+    dicom_unit,
     email,
     image,
     msg,

@@ -30,7 +30,6 @@ import numpy as np
 import pydicom
 import pydicom.errors
 import pydicom.pixels
-from PIL import Image
 
 from worker import errors, ocr, pictures
 from worker.config import LimitSettings, MediaSettings
@@ -42,6 +41,7 @@ from worker.extractors.base import (
     SegmentKind,
     errors_mapped_to,
 )
+from worker.imaging import decoding, rendering
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ _DEFER_BYTES = 64 * 1024
 
 # What pydicom raises for a file it cannot parse or a pixel stream it cannot
 # decode (short data is a ValueError, a damaged header often a struct.error).
-_PYDICOM_ERRORS: tuple[type[BaseException], ...] = (
+PYDICOM_ERRORS: tuple[type[BaseException], ...] = (
     pydicom.errors.InvalidDicomError,
     ValueError,
     EOFError,
@@ -251,9 +251,9 @@ class DicomExtractor(Extractor):
         """
         if not source.is_file():
             raise FileNotFoundError(source)
-        with _pydicom_warnings_logged():
+        with pydicom_warnings_logged():
             with errors_mapped_to(
-                errors.CorruptFileError, _PYDICOM_ERRORS, "not a readable DICOM file", source=source
+                errors.CorruptFileError, PYDICOM_ERRORS, "not a readable DICOM file", source=source
             ):
                 dataset = pydicom.dcmread(source, defer_size=_DEFER_BYTES)
             _check_is_an_instance(dataset)
@@ -261,10 +261,14 @@ class DicomExtractor(Extractor):
             metadata = _dicom_metadata(dataset)
             segments: list[ExtractedSegment] = []
             if "PixelData" in dataset:
-                segments = _render_frames(
-                    source, dataset, identifiers, artifacts_dir, limits, media
-                )
-        metadata["frames_rendered"] = len(segments)
+                try:
+                    segments = _render_frames(
+                        source, dataset, identifiers, artifacts_dir, limits, media
+                    )
+                except errors.UnsupportedTypeError as exc:
+                    metadata["pixels_unreadable"] = exc.message
+                    segments = [header_only_segment(dataset, exc.message)]
+        metadata["frames_rendered"] = sum(1 for s in segments if s.kind == SegmentKind.image)
         return Extraction(
             extractor=self.qualified_name(),
             media_type=MEDIA_TYPE,
@@ -272,6 +276,21 @@ class DicomExtractor(Extractor):
             metadata=metadata,
             identifiers=identifiers,
         )
+
+
+def header_only_segment(dataset: pydicom.Dataset, why: str) -> ExtractedSegment:
+    """What is left to review when the pixels cannot be decoded: the header, saying so."""
+    frame_count = _integer_attribute(dataset, "NumberOfFrames", default=1)
+    return ExtractedSegment(
+        kind=SegmentKind.part,
+        index=0,
+        label=_frame_label(dataset, 0).replace("frame 1", "header"),
+        text=(
+            f"{_description(dataset, frame_count)}\nNote: {why}; the images were not seen, "
+            "this is the header alone."
+        ),
+        attributes={"pixels_unreadable": True},
+    )
 
 
 def dicom_identifiers(dataset: pydicom.Dataset) -> dict[str, Any]:
@@ -284,16 +303,8 @@ def dicom_identifiers(dataset: pydicom.Dataset) -> dict[str, Any]:
     return found
 
 
-def window_to_8_bit(pixels: np.ndarray, center: float, width: float) -> Image.Image:
-    """Grey levels from the DICOM linear window (PS3.3 C.11.2.1.2.1), as 8-bit grey."""
-    width = max(width, 1.0)
-    lower = center - 0.5 - (width - 1) / 2
-    scaled = (pixels - lower) / (width - 1 if width > 1 else 1.0)
-    return Image.fromarray((np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8), mode="L")
-
-
 @contextlib.contextmanager
-def _pydicom_warnings_logged() -> Iterator[None]:
+def pydicom_warnings_logged() -> Iterator[None]:
     """pydicom's warnings about odd values kept from being printed or raised.
 
     pydicom already logs each one on its own logger (``warn_and_log``), so
@@ -341,9 +352,9 @@ def _render_frames(
             f"{key}: {value}" for key, value in identifiers.items()
         )
     segments = []
-    frames = _decoded_frames(source, dataset, chosen)
+    frames = _decoded_frames(source, dataset, chosen, media)
     for index, (frame_number, pixels) in enumerate(zip(chosen, frames, strict=True)):
-        picture = _rendered(pixels, dataset)
+        picture = rendering.rendered(pixels, dataset)
         artifact_name = f"frame-{frame_number + 1:05d}.png"
         png = pictures.save_png(picture, artifacts_dir / artifact_name)
         burned_in, attributes = ocr.segment_text(png, media)
@@ -360,6 +371,7 @@ def _render_frames(
                 attributes={
                     "width": picture.width,
                     "height": picture.height,
+                    "sop_instance_uid": str(dataset.get("SOPInstanceUID", "")),
                     "frame": frame_number + 1,
                     **attributes,
                 },
@@ -368,29 +380,25 @@ def _render_frames(
     return segments
 
 
-def _decoded_frames(source: Path, dataset: pydicom.Dataset, chosen: list[int]) -> list[np.ndarray]:
+def _decoded_frames(
+    source: Path, dataset: pydicom.Dataset, chosen: list[int], media: MediaSettings
+) -> list[np.ndarray]:
     """The pixels of frames ``chosen``, read from the file one frame at a time.
 
     Raises :class:`~worker.errors.UnsupportedTypeError` when the pixel data
-    is compressed in a way no installed decoder reads (pydicom says so with a
-    RuntimeError or NotImplementedError), and CorruptFileError when the data
-    itself is damaged.
+    is compressed in a way no installed decoder (nor DCMTK) reads, and
+    CorruptFileError when the data itself is damaged.
     """
-    try:
-        with errors_mapped_to(
+    with (
+        decoding.FrameDecoder(media) as decoder,
+        errors_mapped_to(
             errors.CorruptFileError,
-            _PYDICOM_ERRORS,
+            PYDICOM_ERRORS,
             "the DICOM pixel data cannot be decoded (damaged or truncated)",
             source=source,
-        ):
-            return list(pydicom.pixels.iter_pixels(source, indices=chosen))
-    except (RuntimeError, NotImplementedError) as exc:
-        syntax = getattr(
-            dataset.file_meta.get("TransferSyntaxUID"), "name", "an unknown transfer syntax"
-        )
-        raise errors.UnsupportedTypeError(
-            f"the DICOM pixel data is encoded as {syntax}, which no installed decoder reads"
-        ) from exc
+        ),
+    ):
+        return [decoder.frame(source, dataset, index) for index in chosen]
 
 
 def redact(text: str, identifiers: dict[str, Any]) -> str:
@@ -430,53 +438,6 @@ def _integer_attribute(dataset: pydicom.Dataset, keyword: str, *, default: int) 
             f"the DICOM attribute {keyword} holds {str(value)!r}, which is not a whole number "
             "(an invalid value for its VR)"
         ) from exc
-
-
-def _rendered(pixels: np.ndarray, dataset: pydicom.Dataset) -> Image.Image:
-    """One decoded frame as an 8-bit picture: colour as RGB, grey through the VOI window."""
-    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-    if photometric == "PALETTE COLOR":
-        pixels = pydicom.pixels.apply_color_lut(pixels, dataset)
-    if pixels.ndim == 3:
-        return _colour_to_8_bit(pixels)
-    values = pydicom.pixels.apply_modality_lut(pixels, dataset).astype(np.float64)
-    picture = _voi_rendered(values, dataset)
-    if photometric == "MONOCHROME1":  # 0 is white in MONOCHROME1
-        picture = Image.fromarray(255 - np.asarray(picture), mode="L")
-    return picture
-
-
-def _voi_rendered(values: np.ndarray, dataset: pydicom.Dataset) -> Image.Image:
-    """The stored window centre/width, else the VOI LUT, else the frame's own range."""
-    center, width = (
-        _first_number(dataset.get("WindowCenter")),
-        _first_number(dataset.get("WindowWidth")),
-    )
-    if center is not None and width is not None and width > 0:
-        return window_to_8_bit(values, center, width)
-    if "VOILUTSequence" in dataset:
-        return pictures.stretch_to_8_bit(pydicom.pixels.apply_voi_lut(values, dataset))
-    return pictures.stretch_to_8_bit(values)
-
-
-def _colour_to_8_bit(pixels: np.ndarray) -> Image.Image:
-    """RGB pixels of any depth as 8-bit RGB."""
-    if pixels.dtype != np.uint8:
-        high = float(pixels.max()) or 1.0
-        pixels = np.clip(pixels.astype(np.float64) * (255.0 / high), 0, 255).astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(pixels[..., :3]), mode="RGB")
-
-
-def _first_number(value: Any) -> float | None:
-    """A number from a possibly multi-valued DS attribute (window values often come in pairs)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, pydicom.multival.MultiValue):
-        value = value[0] if len(value) else None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _description(dataset: pydicom.Dataset, frame_count: int) -> str:

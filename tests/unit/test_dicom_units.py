@@ -1,0 +1,198 @@
+"""An archive submitted by series, by study and by instance, through the embedded pipeline.
+
+A generated study (a CT series with a localizer and a duplicate, an MR
+series, an enhanced CT, a secondary capture with a name burned in) plus a
+DICOMDIR over a copy of some of it goes through ``submit`` and the in-process
+pipeline with the stand-in model. What is checked: one item per series (or
+study, or file), every instance file accounted for as a member, the index
+tables, the DICOMDIR read and never an item, what the model was shown and
+the provenance naming each SOP instance and frame, and the reconciliation.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from db.models import (
+    AuditEvent,
+    DicomInstance,
+    DicomPatient,
+    DicomSeries,
+    DicomStudy,
+    Item,
+    ItemRun,
+    ItemSource,
+    ItemState,
+    Result,
+    StoredSegment,
+)
+from jobs import embedded, reconciliation, submit
+from tests import dicomgen
+from tests.fake_model import FakeModel
+from tests.unit.test_embedded_pipeline import Embedded, make_embedded
+from worker.imaging import units
+from worker.task_specs import build_task
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Embedded]:
+    yield from make_embedded(tmp_path, FakeModel())
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> dict[str, object]:
+    root = tmp_path / "archive"
+    study = dicomgen.new_study()
+    ct = dicomgen.write_ct_series(root / "ct", study)
+    mr = dicomgen.write_mr_series(root / "mr", study)
+    enhanced = dicomgen.write_enhanced_ct(root / "enhanced" / "abdomen.dcm", study)
+    dicomgen.write_burned_in_capture(root / "sc" / "request.dcm", study)
+    other = dicomgen.new_study()
+    fileset_source = dicomgen.write_mr_series(tmp_path / "fs-source", other, slices=3)
+    dicomdir = dicomgen.write_dicomdir(root / "media", fileset_source.paths)
+    return {"root": root, "ct": ct, "mr": mr, "enhanced": enhanced, "dicomdir": dicomdir}
+
+
+def _submit(env: Embedded, root: Path, unit: str) -> submit.Submission:
+    made = submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[root],
+        task=build_task("summarize", {}, env.settings.model.max_text_chars),
+        name="archive",
+        executor="in_process",
+        options=submit.RunOptions(unit=unit),
+    )
+    embedded.run_item_runs(env.context, made.item_run_ids)
+    return made
+
+
+def test_by_series_each_series_is_one_item_and_every_file_a_member(
+    env: Embedded, archive: dict[str, object]
+) -> None:
+    root = archive["root"]
+    assert isinstance(root, Path)
+    files = [p for p in root.rglob("*") if p.is_file()]
+
+    made = _submit(env, root, "series")
+
+    # CT, MR, enhanced CT, secondary capture, and the DICOMDIR's MR: five series.
+    assert made.item_count == 5 == made.dicom_units
+    assert made.file_count == len(files) - 1  # the DICOMDIR is an index, not an item
+    (fileset,) = made.filesets
+    assert fileset.referenced == 3 and fileset.missing == ()
+    with env.session_factory() as session:
+        items = session.scalars(select(Item).where(Item.job_id == made.job_id)).all()
+        assert {item.media_type for item in items} == {units.SERIES_MEDIA_TYPE}
+        states = session.scalars(select(ItemRun.state).where(ItemRun.run_id == made.run_id))
+        assert set(states) == {ItemState.done}
+        sources = session.scalars(select(ItemSource).where(ItemSource.job_id == made.job_id)).all()
+        assert {Path(s.path) for s in sources} == {p for p in files if p.name != "DICOMDIR"}
+        assert all(s.role == "member" for s in sources)
+        audit = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "dicom.fileset_read")
+        ).one()
+        assert audit.details["referenced"] == 3
+
+        report = reconciliation.build_report(session, made.job_id)
+        assert report.balanced, report.check_line()
+        assert report.counts()["processed"] == made.file_count
+
+        # The index: one patient per study's PatientID, two studies, five series.
+        assert len(session.scalars(select(DicomPatient)).all()) == 1  # same patient, both
+        assert len(session.scalars(select(DicomStudy)).all()) == 2
+        series_rows = session.scalars(select(DicomSeries)).all()
+        assert len(series_rows) == 5 and all(row.item_id for row in series_rows)
+        instances = session.scalars(select(DicomInstance)).all()
+        assert len(instances) == made.file_count == made.dicom_instances
+        patient = session.scalars(select(DicomPatient)).one()
+        assert patient.identifiers["PatientName"] == "Okonkwo^Chidinma"
+        assert "Okonkwo" not in json.dumps([row.description for row in series_rows])
+
+
+def test_a_ct_series_is_shown_in_spatial_order_through_packed_windows_with_provenance(
+    env: Embedded, archive: dict[str, object]
+) -> None:
+    root, ct = archive["root"], archive["ct"]
+    assert isinstance(root, Path) and isinstance(ct, dicomgen.WrittenSeries)
+
+    _submit(env, root, "series")
+
+    with env.session_factory() as session:
+        item = session.scalars(select(Item).where(Item.path.contains(ct.series_instance_uid))).one()
+        segments = session.scalars(
+            select(StoredSegment).where(StoredSegment.item_id == item.id)
+        ).all()
+        result = session.scalars(select(Result).where(Result.item_id == item.id)).one()
+    assert len(segments) == env.settings.media.dicom_series_samples
+    labels = [segment.label for segment in segments]
+    assert labels[0] == "series 3 slice 1/12" and labels[-1] == "series 3 slice 12/12"
+    offsets = [segment.attributes["offset_mm"] for segment in segments]
+    assert offsets == sorted(offsets) and offsets[0] == -50.0 and offsets[-1] == 5.0
+    first = segments[0]
+    assert "lung window (red)" in first.text and "Okonkwo" not in first.text
+    picture = Image.open(env.settings.artifacts_dir / first.artifact_path)
+    assert picture.mode == "RGB"
+    # The first slice's disc is 0 HU: bright through the lung window, mid-grey through
+    # soft tissue, black through brain (40 ± 40 HU); air (-1000 HU) is dark grey through
+    # the lung window (-1350 to 150 HU) and black through the other two.
+    red, green, blue = picture.getpixel((32, 32))
+    assert red > 200 and 90 < green < 115 and blue == 0
+    air = picture.getpixel((1, 1))
+    assert 50 < air[0] < 70 and air[1:] == (0, 0)
+    assembly = item.doc_metadata["series"][0]["assembly"]
+    assert len(assembly["localizers"]) == 1 and len(assembly["set_aside"]) == 1
+    shown = result.inputs["dicom_images_shown"]
+    assert [entry["label"] for entry in shown] == labels
+    uids = {segment.attributes["sop_instance_uid"] for segment in segments}
+    assert {entry["sop_instance_uid"] for entry in shown} == uids
+    assert item.doc_metadata["shown"][0]["sop_instance_uid"] == shown[0]["sop_instance_uid"]
+
+
+def test_by_study_the_model_gets_a_manifest_and_each_series(
+    env: Embedded, archive: dict[str, object]
+) -> None:
+    root = archive["root"]
+    assert isinstance(root, Path)
+
+    made = _submit(env, root, "study")
+
+    assert made.item_count == 2  # the study of four series, and the DICOMDIR's study
+    with env.session_factory() as session:
+        item = session.scalars(select(Item).where(Item.path.contains("4 series"))).one()
+        segments = session.scalars(
+            select(StoredSegment)
+            .where(StoredSegment.item_id == item.id)
+            .order_by(StoredSegment.kind, StoredSegment.index)
+        ).all()
+        study_row = session.scalars(select(DicomStudy).where(DicomStudy.item_id == item.id)).one()
+    manifest = next(s for s in segments if s.label == "study manifest")
+    assert "Study of 4 series" in manifest.text and "'Chest 5mm'" in manifest.text
+    per_series = env.settings.media.dicom_study_samples_per_series
+    assert (
+        len([s for s in segments if s.kind == "image"]) == 4 * per_series - 2
+    )  # SC: 1 image, MR: 3
+    assert sorted(study_row.modalities) == ["CT", "MR", "OT"]
+
+
+def test_by_instance_each_file_is_its_own_item(
+    env: Embedded, archive: dict[str, object], tmp_path: Path
+) -> None:
+    mr = archive["mr"]
+    assert isinstance(mr, dicomgen.WrittenSeries)
+    folder = tmp_path / "just-mr"
+    shutil.copytree(mr.paths[0].parent, folder)
+
+    made = _submit(env, folder, "instance")
+
+    assert made.item_count == len(mr.paths) and made.dicom_units == 0
+    with env.session_factory() as session:
+        assert {i.media_type for i in session.scalars(select(Item))} == {"application/dicom"}
+        assert len(session.scalars(select(DicomInstance)).all()) == len(mr.paths)
