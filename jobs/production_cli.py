@@ -81,10 +81,10 @@ def dat_dialect(
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["production", "privilege-log"]),
+    type=click.Choice(["production", "privilege-log", "dicom-sr"]),
     default="production",
     show_default=True,
-    help="A Bates-numbered production, or the privilege log.",
+    help="A Bates-numbered production, the privilege log, or DICOM SR objects of the results.",
 )
 @click.option("--bates-prefix", help="production: the Bates prefix, e.g. ABC.")
 @click.option("--start", type=click.IntRange(min=0), default=1, show_default=True)
@@ -140,6 +140,11 @@ def export(
     dat_newline: str,
 ) -> None:
     """Write a Bates-numbered production of JOB_ID with load files, or its privilege log."""
+    if output_format == "dicom-sr":
+        if out_dir is None:
+            raise errors.UsageError("--format dicom-sr needs --out DIR")
+        _dicom_reports(job_id, run_number, out_dir)
+        return
     if output_format == "privilege-log":
         if output is None:
             raise errors.UsageError("--format privilege-log needs --output FILE.csv|FILE.xlsx")
@@ -180,6 +185,27 @@ def export(
     for problem in report.problems:
         console.print(f"  {problem}")
     sys.exit(commands.EXIT_OK if report.ok else commands.EXIT_ITEMS_FAILED)
+
+
+def _dicom_reports(job_id: int, run_number: int | None, out_dir: Path) -> None:
+    from jobs import dicom_sr, submit
+
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
+    commands.require_job(session_factory, job_id)
+    try:
+        with session_factory() as session, console.status("writing structured reports…"):
+            written = dicom_sr.write_reports(
+                session, settings, job_id, out_dir, run_number, submit.submitter_identity()
+            )
+    finally:
+        engine.dispose()
+    studies = len({report.study_instance_uid for report in written})
+    references = sum(report.referenced for report in written)
+    console.print(
+        f"wrote {len(written)} Comprehensive SR objects (TID 1500) for {studies} studies, "
+        f"referencing {references} instances → {out_dir}"
+    )
 
 
 def _privilege_log(

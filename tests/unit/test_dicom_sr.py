@@ -1,0 +1,143 @@
+"""Results written back as DICOM Structured Reports, read back and validated.
+
+The generated study goes through the embedded pipeline by series; ``sieve
+export --format dicom-sr`` writes one Comprehensive SR per result. Each is
+read back with pydicom, its content tree walked by hand (not by the writer),
+and run through ``dciodvfy`` (dicom3tools, installed by scripts/setup), the
+IOD validator PACS vendors test against.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from db.models import AuditEvent, Item, Result
+from jobs import cli, dicom_sr, embedded, submit
+from tests import dicomgen
+from tests.fake_model import FakeModel
+from tests.unit.test_embedded_pipeline import Embedded, make_embedded
+from worker.task_specs import build_task
+
+
+@pytest.fixture
+def reviewed(tmp_path: Path) -> Iterator[tuple[Embedded, int, dicomgen.WrittenSeries]]:
+    for env in make_embedded(tmp_path, FakeModel()):
+        study = dicomgen.new_study()
+        ct = dicomgen.write_ct_series(tmp_path / "archive" / "ct", study)
+        dicomgen.write_enhanced_ct(tmp_path / "archive" / "enhanced.dcm", study)
+        made = submit.submit(
+            env.session_factory,
+            env.settings,
+            paths=[tmp_path / "archive"],
+            task=build_task("summarize", {}, env.settings.model.max_text_chars),
+            name="archive",
+            executor="in_process",
+        )
+        embedded.run_item_runs(env.context, made.item_run_ids)
+        yield env, made.job_id, ct
+
+
+def _content_items(dataset: pydicom.Dataset) -> Iterator[pydicom.Dataset]:
+    for item in dataset.get("ContentSequence", []):
+        yield item
+        yield from _content_items(item)
+
+
+def _evidence_uids(report: pydicom.Dataset) -> set[str]:
+    return {
+        instance.ReferencedSOPInstanceUID
+        for study in report.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for instance in series.ReferencedSOPSequence
+    }
+
+
+def test_each_result_becomes_a_tid_1500_report_referencing_what_the_model_was_shown(
+    reviewed: tuple[Embedded, int, dicomgen.WrittenSeries], tmp_path: Path
+) -> None:
+    env, job_id, ct = reviewed
+    out = tmp_path / "sr"
+    result = CliRunner().invoke(
+        cli.cli,
+        ["export", str(job_id), "--format", "dicom-sr", "--out", str(out)],
+        env={"SIEVE_DATA_DIR": str(env.settings.data_dir)},
+    )
+    assert result.exit_code == 0, result.output
+    written = sorted(out.rglob("*.dcm"))
+    assert len(written) == 2  # the CT series and the enhanced CT
+
+    with env.session_factory() as session:
+        item = session.scalars(select(Item).where(Item.path.contains(ct.series_instance_uid))).one()
+        answer = session.scalars(select(Result).where(Result.item_id == item.id)).one()
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "export.dicom_sr")
+        ).one()
+    shown = {entry["sop_instance_uid"] for entry in answer.inputs["dicom_images_shown"]}
+    source = pydicom.dcmread(ct.paths[0])
+    report = next(r for r in map(pydicom.dcmread, written) if _evidence_uids(r) & shown)
+
+    assert report.SOPClassUID == pydicom.uid.ComprehensiveSRStorage
+    assert report.Modality == "SR"
+    # Same patient and study as the images, so PACS files it with them.
+    assert report.PatientID == source.PatientID and report.PatientName == source.PatientName
+    assert report.StudyInstanceUID == source.StudyInstanceUID
+    assert report.SeriesInstanceUID != source.SeriesInstanceUID
+    # TID 1500: the document title, the device observer with the model's UID, the group.
+    assert report.ConceptNameCodeSequence[0].CodeValue == "126000"
+    items = list(_content_items(report))
+    device_uids = [i.UID for i in items if i.ValueType == "UIDREF"]
+    assert dicom_sr.uid_from(f"sieve-model:{answer.model_sha256}") in device_uids
+    texts = [i.TextValue for i in items if i.ValueType == "TEXT"]
+    assert any(text.startswith("summary: ") for text in texts)
+    # The images referenced are exactly those the model was shown, and all are evidence.
+    referenced = {
+        i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in items if i.ValueType == "IMAGE"
+    }
+    assert referenced == shown == _evidence_uids(report)
+    equipment = report.ContributingEquipmentSequence[0]
+    assert equipment.Manufacturer == "Sieve" and equipment.ManufacturerModelName
+    assert event.details["reports"] == 2
+    assert {o["sop_instance_uid"] for o in event.details["objects"]} == {
+        str(pydicom.dcmread(p).SOPInstanceUID) for p in written
+    }
+
+
+def test_the_enhanced_objects_report_cites_its_frames(
+    reviewed: tuple[Embedded, int, dicomgen.WrittenSeries], tmp_path: Path
+) -> None:
+    env, job_id, _ = reviewed
+    with env.session_factory() as session:
+        written = dicom_sr.write_reports(session, env.settings, job_id, tmp_path / "sr")
+    frames: list[Any] = []
+    for report in (pydicom.dcmread(w.path) for w in written):
+        for item in _content_items(report):
+            if (
+                item.ValueType == "IMAGE"
+                and "ReferencedFrameNumber" in item.ReferencedSOPSequence[0]
+            ):
+                frames.append(item.ReferencedSOPSequence[0].ReferencedFrameNumber)
+    assert frames, "the multi-frame object's report names the frames shown"
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools (scripts/setup)")
+def test_the_reports_pass_the_dicom3tools_iod_validator(
+    reviewed: tuple[Embedded, int, dicomgen.WrittenSeries], tmp_path: Path
+) -> None:
+    env, job_id, _ = reviewed
+    with env.session_factory() as session:
+        written = dicom_sr.write_reports(session, env.settings, job_id, tmp_path / "sr")
+    for report in written:
+        checked = subprocess.run(
+            ["dciodvfy", str(report.path)], capture_output=True, text=True, check=False
+        )
+        errors_found = [line for line in checked.stderr.splitlines() if line.startswith("Error")]
+        assert errors_found == [], checked.stderr
