@@ -115,6 +115,13 @@ def dat_dialect(
     help="privilege-log: a production of the job, for its Bates numbers.",
 )
 @click.option("--confirmed-only", is_flag=True, help="privilege-log: reviewer-confirmed only.")
+@click.option(
+    "--send",
+    "destinations",
+    multiple=True,
+    metavar="NAME",
+    help="dicom-sr: also send each report to this configured PACS (repeatable).",
+)
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="FILE.csv|.xlsx")
 @dat_delimiter_options(defaults=True)
 def export(
@@ -134,6 +141,7 @@ def export(
     style: str,
     production_dir: Path | None,
     confirmed_only: bool,
+    destinations: tuple[str, ...],
     output: Path | None,
     dat_separator: str,
     dat_quote: str,
@@ -143,7 +151,7 @@ def export(
     if output_format == "dicom-sr":
         if out_dir is None:
             raise errors.UsageError("--format dicom-sr needs --out DIR")
-        _dicom_reports(job_id, run_number, out_dir)
+        _dicom_reports(job_id, run_number, out_dir, destinations)
         return
     if output_format == "privilege-log":
         if output is None:
@@ -187,25 +195,42 @@ def export(
     sys.exit(commands.EXIT_OK if report.ok else commands.EXIT_ITEMS_FAILED)
 
 
-def _dicom_reports(job_id: int, run_number: int | None, out_dir: Path) -> None:
-    from jobs import dicom_sr, submit
+def _dicom_reports(
+    job_id: int, run_number: int | None, out_dir: Path, destinations: tuple[str, ...]
+) -> None:
+    from jobs import dicom_send, dicom_sr, submit
 
     settings = commands.load_settings()
+    for name in destinations:
+        dicom_send.destination(settings, name)  # an unknown name fails before anything is written
+    actor = submit.submitter_identity()
     engine, session_factory = commands.open_database(settings)
     commands.require_job(session_factory, job_id)
+    failed = 0
     try:
-        with session_factory() as session, console.status("writing structured reports…"):
-            written = dicom_sr.write_reports(
-                session, settings, job_id, out_dir, run_number, submit.submitter_identity()
+        with session_factory() as session:
+            with console.status("writing structured reports…"):
+                written = dicom_sr.write_reports(
+                    session, settings, job_id, out_dir, run_number, actor
+                )
+            studies = len({report.study_instance_uid for report in written})
+            references = sum(report.referenced for report in written)
+            console.print(
+                f"wrote {len(written)} Comprehensive SR objects (TID 1500) for {studies} "
+                f"studies, referencing {references} instances → {out_dir}"
             )
+            for name in destinations:
+                with console.status(f"sending to {name}…"):
+                    outcomes = dicom_send.send_objects(
+                        session, settings, name, [w.path for w in written], job_id, actor
+                    )
+                for outcome in outcomes:
+                    mark = "sent" if outcome.sent else "NOT SENT"
+                    click.echo(f"{name}\t{outcome.sop_instance_uid}\t{mark}\t{outcome.detail}")
+                failed += sum(1 for outcome in outcomes if not outcome.sent)
     finally:
         engine.dispose()
-    studies = len({report.study_instance_uid for report in written})
-    references = sum(report.referenced for report in written)
-    console.print(
-        f"wrote {len(written)} Comprehensive SR objects (TID 1500) for {studies} studies, "
-        f"referencing {references} instances → {out_dir}"
-    )
+    sys.exit(commands.EXIT_ITEMS_FAILED if failed else commands.EXIT_OK)
 
 
 def _privilege_log(

@@ -15,9 +15,9 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,6 +42,39 @@ class HubSettings(BaseModel):
     token: SecretStr | None = None
 
 
+class DestinationSettings(BaseModel):
+    """A PACS that structured reports are sent to: DICOMweb STOW-RS or DIMSE C-STORE."""
+
+    protocol: Literal["stow-rs", "c-store"]
+    url: str | None = None  # stow-rs: the DICOMweb root, e.g. http://pacs:8042/dicom-web
+    username: str | None = None  # stow-rs: HTTP basic authentication
+    password: SecretStr | None = None
+    host: str | None = None  # c-store: the storage SCP
+    port: int = Field(default=104, ge=1, le=65535)
+    called_ae: str = Field(default="ANY-SCP", max_length=16)
+    calling_ae: str = Field(default="SIEVE", max_length=16)
+    timeout_s: float = Field(default=30.0, gt=0)
+    attempts: int = Field(default=3, ge=1, le=10)  # per object, on connection failures
+
+    @model_validator(mode="after")
+    def _addressed(self) -> DestinationSettings:
+        if self.protocol == "stow-rs" and not self.url:
+            raise ValueError("a stow-rs destination needs its url")
+        if self.protocol == "c-store" and not self.host:
+            raise ValueError("a c-store destination needs its host")
+        return self
+
+
+class PacsSettings(BaseModel):
+    """Where ``sieve export --format dicom-sr --send NAME`` may send: nowhere unless named here.
+
+    ``SIEVE_PACS__DESTINATIONS='{"pacs": {"protocol": "c-store", "host": "10.1.2.3",
+    "port": 104, "called_ae": "PACS"}}'`` or a ``[pacs.destinations.pacs]`` table in sieve.toml.
+    """
+
+    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
+
+
 class Settings(WorkerConfig, BaseSettings):
     """All of Sieve's configuration, typed: the worker's groups plus what only people use."""
 
@@ -53,6 +86,7 @@ class Settings(WorkerConfig, BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     hub: HubSettings = HubSettings()
+    pacs: PacsSettings = PacsSettings()
 
     @classmethod
     def settings_customise_sources(
