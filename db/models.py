@@ -397,6 +397,25 @@ class DicomInstance(Base):
     image_orientation: Mapped[list[Any] | None] = mapped_column()  # row and column cosines
 
 
+class DeidMapping(Base):
+    """What de-identification replaced, original beside replacement: the re-identification key.
+
+    Read only through ``sieve deid mapping``, which records each read as an
+    audit event; never exported with the de-identified copy.
+    """
+
+    __tablename__ = "deid_mappings"
+    __table_args__ = (UniqueConstraint("job_id", "kind", "original"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(16))  # "uid", "patient" or "date_offset"
+    original: Mapped[str] = mapped_column(Text)
+    replacement: Mapped[str] = mapped_column(Text)
+    study_instance_uid: Mapped[str | None] = mapped_column(String(64))  # the original study
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class AuditEvent(Base):
     """One append-only, hash-chained record of something that happened.
 

@@ -81,10 +81,11 @@ def dat_dialect(
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["production", "privilege-log", "dicom-sr"]),
+    type=click.Choice(["production", "privilege-log", "dicom-sr", "dicom-deid"]),
     default="production",
     show_default=True,
-    help="A Bates-numbered production, the privilege log, or DICOM SR objects of the results.",
+    help="A Bates-numbered production, the privilege log, DICOM SR objects of the results, "
+    "or a de-identified copy of the job's DICOM archive.",
 )
 @click.option("--bates-prefix", help="production: the Bates prefix, e.g. ABC.")
 @click.option("--start", type=click.IntRange(min=0), default=1, show_default=True)
@@ -116,6 +117,15 @@ def dat_dialect(
 )
 @click.option("--confirmed-only", is_flag=True, help="privilege-log: reviewer-confirmed only.")
 @click.option(
+    "--profile",
+    "deid_profile",
+    default="basic",
+    show_default=True,
+    help="dicom-deid: Annex E options, comma-separated: basic, clean-pixel, clean-descriptors, "
+    "retain-dates-modified, retain-patient-characteristics, retain-device-identity, "
+    "retain-uids, retain-safe-private.",
+)
+@click.option(
     "--send",
     "destinations",
     multiple=True,
@@ -141,6 +151,7 @@ def export(
     style: str,
     production_dir: Path | None,
     confirmed_only: bool,
+    deid_profile: str,
     destinations: tuple[str, ...],
     output: Path | None,
     dat_separator: str,
@@ -148,6 +159,11 @@ def export(
     dat_newline: str,
 ) -> None:
     """Write a Bates-numbered production of JOB_ID with load files, or its privilege log."""
+    if output_format == "dicom-deid":
+        if out_dir is None:
+            raise errors.UsageError("--format dicom-deid needs --out DIR")
+        _deidentified_copy(job_id, deid_profile, out_dir)
+        return
     if output_format == "dicom-sr":
         if out_dir is None:
             raise errors.UsageError("--format dicom-sr needs --out DIR")
@@ -193,6 +209,39 @@ def export(
     for problem in report.problems:
         console.print(f"  {problem}")
     sys.exit(commands.EXIT_OK if report.ok else commands.EXIT_ITEMS_FAILED)
+
+
+def _deidentified_copy(job_id: int, profile_text: str, out_dir: Path) -> None:
+    from jobs import deid_export, submit
+    from worker.imaging.deid_profile import Profile
+
+    try:
+        profile = Profile.parse(profile_text)
+    except ValueError as exc:
+        raise errors.UsageError(str(exc)) from None
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
+    commands.require_job(session_factory, job_id)
+    try:
+        with session_factory() as session, console.status("de-identifying…"):
+            made = deid_export.export(
+                session, settings, job_id, out_dir, profile, submit.submitter_identity()
+            )
+    finally:
+        engine.dispose()
+    console.print(
+        f"de-identified {len(made.files)} instances of {len(made.studies)} studies "
+        f"({', '.join(profile.options)}) → {out_dir}"
+    )
+    if made.pixel_reviews:
+        console.print(
+            f"[yellow]{len(made.pixel_reviews)} burned-in text region(s) not matched to an "
+            "identifier: review them (BurnedInAnnotation stays YES on those instances)[/]"
+        )
+        for entry in made.pixel_reviews[:20]:
+            console.print(
+                f"  {entry['sop_instance_uid']} frame {entry['frame']}: {entry['text']!r}"
+            )
 
 
 def _dicom_reports(
@@ -281,6 +330,31 @@ def confirm(job_id: int, item_ids: tuple[int, ...], run_number: int | None) -> N
     finally:
         engine.dispose()
     console.print(f"confirmed {count} answer(s) of job {job_id}")
+
+
+@click.group("deid")
+def deid_group() -> None:
+    """De-identification: the mapping from originals to replacements (every read audited)."""
+
+
+@deid_group.command("mapping")
+@click.argument("job_id", type=int)
+@click.option("--kind", type=click.Choice(["uid", "patient", "date_offset"]))
+def mapping(job_id: int, kind: str | None) -> None:
+    """Print JOB_ID's de-identification mapping as tab-separated rows (an audited read)."""
+    from jobs import deid_export, submit
+
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
+    commands.require_job(session_factory, job_id)
+    try:
+        with session_factory() as session:
+            rows = deid_export.read_mapping(session, job_id, submit.submitter_identity(), kind)
+            for row in rows:
+                click.echo(f"{row.kind}\t{row.original}\t{row.replacement}")
+    finally:
+        engine.dispose()
+    console.print(f"{len(rows)} mapping rows (this read is recorded in the audit trail)")
 
 
 @click.group("production")

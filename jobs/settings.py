@@ -75,6 +75,18 @@ class PacsSettings(BaseModel):
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
 
 
+class DeidSettings(BaseModel):
+    """The key de-identification derives UIDs, pseudonyms and date shifts from.
+
+    Unset, a random key is made on first use and kept in ``DATA_DIR/deid.key``
+    (mode 0600): the same installation then maps the same UID the same way
+    every time. Whoever holds the key can confirm a guessed original; keep it
+    like a password.
+    """
+
+    secret: SecretStr | None = None
+
+
 class Settings(WorkerConfig, BaseSettings):
     """All of Sieve's configuration, typed: the worker's groups plus what only people use."""
 
@@ -87,6 +99,7 @@ class Settings(WorkerConfig, BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     hub: HubSettings = HubSettings()
     pacs: PacsSettings = PacsSettings()
+    deid: DeidSettings = DeidSettings()
 
     @classmethod
     def settings_customise_sources(

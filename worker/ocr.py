@@ -28,12 +28,25 @@ _TESSERACT_ENVIRONMENT = {"OMP_THREAD_LIMIT": "1"}
 
 
 @dataclass(frozen=True)
+class OcrWord:
+    """One word Tesseract read and where: pixels from the image's top left."""
+
+    text: str
+    left: int
+    top: int
+    width: int
+    height: int
+    confidence: float  # 0-1
+
+
+@dataclass(frozen=True)
 class OcrResult:
     """The text Tesseract read and how sure it was."""
 
     text: str  # lines joined by newlines, paragraphs by a blank line
     confidence: float | None  # mean word confidence, 0-1; None when no word was found
     engine: str  # "tesseract 5.3.0": recorded with the text for provenance
+    words: tuple[OcrWord, ...] = ()  # each word with its box (what pixel cleaning blanks)
 
     def as_attributes(self) -> dict[str, object]:
         """What a segment records in ``attributes["ocr"]``."""
@@ -104,6 +117,7 @@ def _parse_tsv(tsv: str, engine: str) -> OcrResult:
     """
     paragraphs: dict[tuple[str, str, str], dict[str, list[str]]] = {}
     confidences: list[float] = []
+    words: list[OcrWord] = []
     for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
         word = (row.get("text") or "").strip()
         if row.get("level") != _WORD_LEVEL or not word:
@@ -114,11 +128,21 @@ def _parse_tsv(tsv: str, engine: str) -> OcrResult:
         paragraph_key = (row["page_num"], row["block_num"], row["par_num"])
         paragraphs.setdefault(paragraph_key, {}).setdefault(row["line_num"], []).append(word)
         confidences.append(confidence / 100)
+        words.append(
+            OcrWord(
+                word,
+                int(row["left"]),
+                int(row["top"]),
+                int(row["width"]),
+                int(row["height"]),
+                confidence / 100,
+            )
+        )
     text = "\n\n".join(
         "\n".join(" ".join(words) for words in lines.values()) for lines in paragraphs.values()
     )
     mean = sum(confidences) / len(confidences) if confidences else None
-    return OcrResult(text=text, confidence=mean, engine=engine)
+    return OcrResult(text=text, confidence=mean, engine=engine, words=tuple(words))
 
 
 def _tesseract(media: MediaSettings) -> str:

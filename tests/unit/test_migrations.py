@@ -32,14 +32,17 @@ TABLES = {
     "dicom_studies",
     "dicom_series",
     "dicom_instances",
+    "deid_mappings",
 }
-# Tables created after revision 0001 (0005: the e-mail metadata; 0007: the DICOM index).
+# Tables created after revision 0001 (0005: the e-mail metadata; 0007: the DICOM index;
+# 0008: the de-identification mappings).
 TABLES_AT_0001 = TABLES - {
     "email_messages",
     "dicom_patients",
     "dicom_studies",
     "dicom_series",
     "dicom_instances",
+    "deid_mappings",
 }
 
 

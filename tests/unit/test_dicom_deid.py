@@ -1,0 +1,256 @@
+"""De-identification by PS3.15 Annex E, headers and pixels, read back from what was written.
+
+The generated archive (CT, MR, enhanced CT, and a secondary capture with the
+patient's name and ID burned into its pixels) is submitted, exported with
+``--format dicom-deid``, and every output file re-read: no identifier of any
+input header may appear in any element of any output, nor in what Tesseract
+reads in any output frame.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from db.models import AuditEvent, DeidMapping
+from jobs import cli, deid_export, submit
+from tests import dicomgen, mediagen
+from tests.fake_model import FakeModel
+from tests.unit.test_embedded_pipeline import Embedded, make_embedded
+from worker import ocr
+from worker.config import MediaSettings
+from worker.extractors.dicom import dicom_identifiers
+from worker.imaging import deid, rendering
+from worker.imaging.deid_profile import Profile
+from worker.task_specs import build_task
+
+SECRET = b"test-installation-secret"
+
+
+def _strings(dataset: pydicom.Dataset) -> Iterator[str]:
+    """Every value in the dataset and its sequences, file meta included, as text."""
+    for element in dataset.iterall():
+        if element.VR in ("OB", "OW", "OF", "OD", "UN") or element.tag == 0x7FE00010:
+            continue
+        value = element.value
+        if isinstance(value, (list, pydicom.multival.MultiValue)):
+            yield from (str(v) for v in value)
+        elif value is not None and element.VR != "SQ":
+            yield str(value)
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None:
+        yield from (str(element.value) for element in meta)
+
+
+def _fragments(identifiers: dict[str, Any]) -> list[str]:
+    return deid.identifier_fragments(identifiers)
+
+
+@pytest.fixture
+def ct_slices(tmp_path: Path) -> list[Path]:
+    return dicomgen.write_ct_series(
+        tmp_path / "ct", dicomgen.new_study(), slices=3, localizer=False, duplicate=False
+    ).paths
+
+
+def test_pseudonyms_are_stable_per_secret_and_uids_valid() -> None:
+    first, again, other = deid.Pseudonyms(SECRET), deid.Pseudonyms(SECRET), deid.Pseudonyms(b"x")
+    uid = "1.2.826.0.1.3680043.10.1234.5"
+    assert first.uid(uid) == again.uid(uid) != other.uid(uid)
+    assert re.fullmatch(r"2\.25\.[1-9][0-9]*", first.uid(uid)) and len(first.uid(uid)) <= 64
+    assert first.patient("MRN-1") == again.patient("MRN-1") != first.patient("MRN-2")
+    assert 1 <= first.date_offset_days("MRN-1") <= 3650
+
+
+def test_the_basic_profile_leaves_no_identifier_and_marks_the_object(ct_slices: list[Path]) -> None:
+    original = pydicom.dcmread(ct_slices[0])
+    identifiers = dicom_identifiers(original)
+    dataset = pydicom.dcmread(ct_slices[0])
+    dataset.add_new(0x00091010, "LO", "Okonkwo private note")  # a private element
+
+    made = deid.deidentify(dataset, Profile.parse("basic"), deid.Pseudonyms(SECRET), identifiers)
+
+    text = " ".join(_strings(dataset)).upper()
+    for fragment in _fragments(identifiers):
+        assert fragment.upper() not in text, fragment
+    assert original.SOPInstanceUID not in text and original.StudyInstanceUID not in text
+    assert 0x00091010 not in dataset
+    assert dataset.PatientIdentityRemoved == "YES"
+    assert dataset.LongitudinalTemporalInformationModified == "REMOVED"
+    assert [c.CodeValue for c in dataset.DeidentificationMethodCodeSequence] == ["113100"]
+    assert dataset.StudyDate == "" and "SeriesDate" not in dataset
+    assert dataset.file_meta.MediaStorageSOPInstanceUID == dataset.SOPInstanceUID
+    assert made.uids[original.SOPInstanceUID] == dataset.SOPInstanceUID
+    assert dataset.PatientID.startswith("SIEVE-") and dataset.Modality == "CT"
+    assert dataset.ImagePositionPatient == original.ImagePositionPatient  # geometry kept
+
+
+def test_uids_stay_consistent_within_a_study_and_dates_keep_their_intervals(
+    ct_slices: list[Path],
+) -> None:
+    pseudonyms = deid.Pseudonyms(SECRET)
+    profile = Profile.parse("basic,retain-dates-modified")
+    outputs = []
+    for path in ct_slices:
+        dataset = pydicom.dcmread(path)
+        deid.deidentify(dataset, profile, pseudonyms, dicom_identifiers(dataset))
+        outputs.append(dataset)
+    assert len({d.StudyInstanceUID for d in outputs}) == 1
+    assert len({d.FrameOfReferenceUID for d in outputs}) == 1
+    assert len({d.SOPInstanceUID for d in outputs}) == 3
+    offset = pseudonyms.date_offset_days(dicomgen.PATIENT["PatientID"])
+    assert outputs[0].StudyDate == (
+        np.datetime64("2026-12-03") - np.timedelta64(offset, "D")
+    ).astype(str).replace("-", "")
+    assert outputs[0].LongitudinalTemporalInformationModified == "MODIFIED"
+    assert outputs[0].StudyTime == "101500"  # times of day are kept with modified dates
+
+
+def test_options_retain_what_they_name() -> None:
+    profile = Profile.parse("retain-uids,retain-patient-characteristics,clean-descriptors")
+    assert profile.action("SOPInstanceUID", "UI") == "K"
+    assert profile.action("PatientSex", "CS") == "K"
+    assert profile.action("SeriesDescription", "LO") == "C"
+    assert profile.action("PatientName", "PN") == "D"
+    with pytest.raises(ValueError, match="unknown de-identification option"):
+        Profile.parse("basic,retain-everything")
+
+
+def test_ultrasound_keeps_only_its_regions(tmp_path: Path) -> None:
+    picture = mediagen.text_image(["OKONKWO CHIDINMA"], (600, 200)).convert("L")
+    grey = np.asarray(picture).copy()
+    grey[120:190, 200:400] = 90  # the image region
+    header = pydicom.dcmread(
+        dicomgen.write_ct_series(
+            tmp_path, dicomgen.new_study(), slices=1, localizer=False, duplicate=False
+        ).paths[0],
+        stop_before_pixels=True,
+    )
+    header.Modality = "US"
+    region = pydicom.Dataset()
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = 200, 120
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = 399, 189
+    header.SequenceOfUltrasoundRegions = [region]
+
+    kept = deid._ultrasound_regions(header, grey)
+
+    assert kept == 1
+    assert (grey[120:190, 200:400] == 90).all()
+    assert grey[:120].max() == grey.min() and grey[:, :200].max() == grey.min()
+
+
+@pytest.fixture
+def archive_job(tmp_path: Path) -> Iterator[tuple[Embedded, int, list[Path]]]:
+    for env in make_embedded(tmp_path, FakeModel()):
+        root = tmp_path / "archive"
+        study = dicomgen.new_study()
+        dicomgen.write_ct_series(root / "ct", study, slices=6)
+        dicomgen.write_enhanced_ct(root / "enhanced.dcm", study, frames=3)
+        dicomgen.write_burned_in_capture(root / "sc" / "request.dcm", study)
+        made = submit.submit(
+            env.session_factory,
+            env.settings,
+            paths=[root],
+            task=build_task("summarize", {}, env.settings.model.max_text_chars),
+            name="archive",
+            executor="in_process",
+        )
+        yield env, made.job_id, sorted(p for p in root.rglob("*.dcm"))
+
+
+@pytest.mark.slow
+@pytest.mark.tools
+def test_the_export_leaves_no_identifier_in_any_tag_or_any_frame(
+    archive_job: tuple[Embedded, int, list[Path]], tmp_path: Path
+) -> None:
+    env, job_id, inputs = archive_job
+    out = tmp_path / "deid"
+    runner = CliRunner()
+    sieve_env = {"SIEVE_DATA_DIR": str(env.settings.data_dir)}
+    result = runner.invoke(
+        cli.cli,
+        [
+            *("export", str(job_id), "--format", "dicom-deid", "--out", str(out)),
+            *("--profile", "basic,clean-pixel,retain-dates-modified"),
+        ],
+        env=sieve_env,
+    )
+    assert result.exit_code == 0, result.output
+
+    fragments: set[str] = set()
+    original_uids: set[str] = set()
+    for path in inputs:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        fragments.update(_fragments(dicom_identifiers(header)))
+        original_uids.update(
+            str(header.get(k)) for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+        )
+    outputs = sorted(out.rglob("*.dcm"))
+    assert len(outputs) == len(inputs)
+    media = MediaSettings()
+    burned_in = None
+    for path in outputs:
+        dataset = pydicom.dcmread(path)
+        text = " ".join(_strings(dataset)).upper()
+        for fragment in fragments:
+            assert fragment.upper() not in text, (path, fragment)
+        assert not original_uids & set(_strings(dataset))
+        assert dataset.PatientIdentityRemoved == "YES"
+        frames = dataset.pixel_array
+        frames = frames if int(dataset.get("NumberOfFrames", 1) or 1) > 1 else [frames]
+        for frame in frames:
+            picture = rendering.rendered(np.asarray(frame), dataset)
+            buffer = io.BytesIO()
+            picture.save(buffer, format="PNG")
+            seen = re.sub(r"[^0-9A-Z]", "", ocr.read_text(buffer.getvalue(), media).text.upper())
+            for fragment in fragments:
+                assert re.sub(r"[^0-9A-Z]", "", fragment.upper()) not in seen, (path, fragment)
+        if dataset.Modality == "OT":
+            burned_in = dataset
+    # The capture's name and MRN are blanked; its other words are left for review, so
+    # it does not claim to be free of burned-in text.
+    assert burned_in is not None and burned_in.BurnedInAnnotation == "YES"
+    assert "WRIST" in result.output
+    ct = next(pydicom.dcmread(p) for p in outputs if pydicom.dcmread(p).Modality == "CT")
+    assert ct.BurnedInAnnotation == "NO"
+
+    with env.session_factory() as session:
+        kinds = {row.kind for row in session.scalars(select(DeidMapping))}
+        assert kinds == {"uid", "patient", "date_offset"}
+        exported = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "export.dicom_deid")
+        ).one()
+        assert exported.details["instances"] == len(inputs)
+        assert "Okonkwo" not in str(exported.details)
+    key = env.settings.data_dir / deid_export.KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+    # The mapping is read back only through the audited command.
+    read = runner.invoke(
+        cli.cli, ["deid", "mapping", str(job_id), "--kind", "patient"], env=sieve_env
+    )
+    assert read.exit_code == 0, read.output
+    assert f"patient\t{dicomgen.PATIENT['PatientID']}\tSIEVE-" in read.output
+    with env.session_factory() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "deid.mapping_read")
+        ).one()
+    assert event.details["rows"] == 1 and event.details["kind"] == "patient"
+    # Exported twice with the same key, the same UIDs come out.
+    again = tmp_path / "again"
+    runner.invoke(
+        cli.cli,
+        ["export", str(job_id), "--format", "dicom-deid", "--out", str(again)],
+        env=sieve_env,
+    )
+    assert {p.name for p in again.rglob("*.dcm")} == {p.name for p in outputs}

@@ -1,0 +1,337 @@
+"""De-identification of one DICOM dataset by the Annex E table, pixels included.
+
+Headers: every element, in sequences too, gets its action from
+:mod:`worker.imaging.deid_profile`. UIDs are replaced by a keyed HMAC of the
+original under a per-installation secret (``2.25.`` and 128 bits): the same
+UID always maps to the same new one, across runs and within a study
+(FrameOfReferenceUID included, so registrations still hold), and without the
+secret a guess cannot be checked by hashing it. Dates are shifted back by a
+number of days derived from the patient's ID under the same secret, so
+intervals between a patient's studies survive. The patient's name and ID
+become one pseudonym, so their studies stay together.
+
+Pixels (Clean Pixel Data): burned-in text is found by OCR on every frame
+(identical frames read once) and matched against the instance's own header
+identifiers; matched words are blanked. For ultrasound, everything outside
+the SequenceOfUltrasoundRegions is blanked whatever OCR saw. Text found but
+not matched is listed for review rather than silently kept; BurnedInAnnotation
+becomes NO only when every frame was cleaned and nothing is left to review.
+The pixel data is written back uncompressed (lossless).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataelem import DataElement
+from pydicom.uid import ExplicitVRLittleEndian
+
+from worker import ocr
+from worker.config import MediaSettings
+from worker.imaging import decoding, rendering
+from worker.imaging.deid_profile import Profile
+
+_MIN_MATCHED_LENGTH = 3
+_BLANK_MARGIN_PX = 2
+
+
+@dataclass(frozen=True)
+class Pseudonyms:
+    """Replacement values derived from the installation's secret: stable, not reversible."""
+
+    secret: bytes
+
+    def _digest(self, kind: str, value: str) -> bytes:
+        return hmac.new(self.secret, f"{kind}:{value}".encode(), hashlib.sha256).digest()
+
+    def uid(self, original: str) -> str:
+        return "2.25." + str(int.from_bytes(self._digest("uid", original)[:16], "big"))
+
+    def patient(self, patient_id: str) -> str:
+        return "SIEVE-" + self._digest("patient", patient_id).hex()[:12].upper()
+
+    def date_offset_days(self, patient_id: str) -> int:
+        """How many days this patient's dates move back: 1 to 3650, the same every time."""
+        return 1 + int.from_bytes(self._digest("dates", patient_id)[:4], "big") % 3650
+
+
+@dataclass
+class PixelCleaning:
+    """What the pixel pass found and did."""
+
+    frames: int = 0
+    frames_read: int = 0  # distinct frames OCR'd (identical frames are read once)
+    blanked: list[dict[str, Any]] = field(default_factory=list)  # frame, box, why
+    review: list[dict[str, Any]] = field(default_factory=list)  # text found, not matched
+    regions_kept: int = 0  # ultrasound regions kept (everything else blanked)
+
+    @property
+    def clean(self) -> bool:
+        return self.frames_read > 0 and not self.review
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "frames_read": self.frames_read,
+            "blanked": len(self.blanked),
+            "review": self.review,
+            "ultrasound_regions_kept": self.regions_kept,
+        }
+
+
+@dataclass
+class Deidentified:
+    """One dataset de-identified, and what was replaced (for the mapping table)."""
+
+    dataset: pydicom.Dataset
+    uids: dict[str, str] = field(default_factory=dict)  # original → replacement
+    patient: tuple[str, str] | None = None  # (original PatientID, pseudonym)
+    date_offset_days: int | None = None
+    removed: int = 0
+    pixels: PixelCleaning | None = None
+
+
+def deidentify(
+    dataset: pydicom.Dataset,
+    profile: Profile,
+    pseudonyms: Pseudonyms,
+    identifiers: dict[str, Any],
+) -> Deidentified:
+    """``dataset`` de-identified in place by ``profile`` (headers only; pixels: clean_pixels).
+
+    ``identifiers`` are the instance's header identifiers (as
+    :func:`worker.extractors.dicom.dicom_identifiers` reads them): what
+    Clean Descriptors blanks out of the free text it keeps.
+    """
+    patient_id = str(dataset.get("PatientID", "") or "")
+    result = Deidentified(dataset)
+    result.patient = (patient_id, pseudonyms.patient(patient_id))
+    offset = pseudonyms.date_offset_days(patient_id)
+    fragments = identifier_fragments(identifiers)
+
+    def visit(item: pydicom.Dataset) -> None:
+        for element in list(item):
+            if element.tag.is_private or _is_curve_or_overlay(element):
+                del item[element.tag]
+                result.removed += 1
+                continue
+            action = profile.action(element.keyword, element.VR)
+            if action == "K":
+                if element.VR == "SQ":
+                    for child in element.value:
+                        visit(child)
+                continue
+            _apply(item, element, action, result, pseudonyms, offset, fragments)
+
+    visit(dataset)
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None and "MediaStorageSOPInstanceUID" in meta and not profile.has("retain-uids"):
+        original = str(meta.MediaStorageSOPInstanceUID)
+        meta.MediaStorageSOPInstanceUID = result.uids.setdefault(original, pseudonyms.uid(original))
+    if profile.has("retain-dates-modified"):
+        result.date_offset_days = offset
+    _mark(dataset, profile)
+    return result
+
+
+def _is_curve_or_overlay(element: DataElement) -> bool:
+    """Groups 50xx (curves) and 60xx (overlays, where burned-in text can also live): removed."""
+    group = element.tag.group
+    return 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF
+
+
+def _apply(
+    item: pydicom.Dataset,
+    element: DataElement,
+    action: str,
+    result: Deidentified,
+    pseudonyms: Pseudonyms,
+    offset: int,
+    fragments: list[str],
+) -> None:
+    if action == "X":
+        del item[element.tag]
+        result.removed += 1
+    elif action == "Z":
+        element.value = None if element.VR == "SQ" else ""
+    elif action == "D":
+        assert result.patient is not None
+        pseudonym = result.patient[1]
+        element.value = f"ANONYMOUS^{pseudonym}" if element.VR == "PN" else pseudonym
+    elif action == "U":
+        element.value = _replaced_uids(element.value, result, pseudonyms)
+    elif action == "C":
+        element.value = _cleaned(element, offset, fragments)
+
+
+def _replaced_uids(value: Any, result: Deidentified, pseudonyms: Pseudonyms) -> Any:
+    if isinstance(value, (list, pydicom.multival.MultiValue)):
+        return [_replaced_uids(v, result, pseudonyms) for v in value]
+    if not value:
+        return value
+    original = str(value)
+    return result.uids.setdefault(original, pseudonyms.uid(original))
+
+
+def _cleaned(element: DataElement, offset: int, fragments: list[str]) -> Any:
+    """C: dates moved back by ``offset`` days; free text with identifier values blanked out."""
+    if element.VR == "DA":
+        return _shifted_dates(element.value, offset, 8)
+    if element.VR == "DT":
+        return _shifted_dates(element.value, offset, 8)
+    if element.VR == "TM":
+        return element.value
+    text = str(element.value or "")
+    for fragment in fragments:
+        text = re.sub(re.escape(fragment), "", text, flags=re.IGNORECASE)
+    return " ".join(text.split())
+
+
+def _shifted_dates(value: Any, offset: int, length: int) -> Any:
+    if isinstance(value, (list, pydicom.multival.MultiValue)):
+        return [_shifted_dates(v, offset, length) for v in value]
+    text = str(value or "")
+    try:
+        day = dt.datetime.strptime(text[:length], "%Y%m%d").date()
+    except ValueError:
+        return ""  # not a date that can be shifted: removed rather than kept
+    return (day - dt.timedelta(days=offset)).strftime("%Y%m%d") + text[length:]
+
+
+def _mark(dataset: pydicom.Dataset, profile: Profile) -> None:
+    """PatientIdentityRemoved, DeidentificationMethod(+CodeSequence), the temporal flag."""
+    dataset.PatientIdentityRemoved = "YES"
+    dataset.DeidentificationMethod = ("Sieve: DICOM PS3.15 Annex E, " + ", ".join(profile.options))[
+        :64
+    ]
+    codes = []
+    for value, meaning in profile.codes():
+        code = pydicom.Dataset()
+        code.CodeValue = value
+        code.CodingSchemeDesignator = "DCM"
+        code.CodeMeaning = meaning
+        codes.append(code)
+    dataset.DeidentificationMethodCodeSequence = codes
+    dataset.LongitudinalTemporalInformationModified = (
+        "MODIFIED" if profile.has("retain-dates-modified") else "REMOVED"
+    )
+
+
+def identifier_fragments(identifiers: dict[str, Any]) -> list[str]:
+    """Identifier values and each part of a person's name, longest first (what is matched)."""
+    fragments: set[str] = set()
+    for value in identifiers.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                fragments.add(item.strip())
+                fragments.update(part.strip() for part in re.split(r"[\^=,\s]", item))
+    return sorted((f for f in fragments if len(f) >= _MIN_MATCHED_LENGTH), key=len, reverse=True)
+
+
+def clean_pixels(
+    path: Path,
+    dataset: pydicom.Dataset,
+    header: pydicom.Dataset,
+    identifiers: dict[str, Any],
+    media: MediaSettings,
+) -> PixelCleaning:
+    """Blank burned-in identifiers in every frame of ``path``'s pixels into ``dataset``.
+
+    ``header`` is the original dataset (for decoding and rendering);
+    ``dataset`` the one being de-identified, whose pixel data is replaced.
+    """
+    frame_count = int(header.get("NumberOfFrames", 1) or 1)
+    fragments = [_normalised(f) for f in identifier_fragments(identifiers)]
+    cleaning = PixelCleaning(frames=frame_count)
+    boxes_by_digest: dict[str, tuple[list[tuple[int, int, int, int]], list[dict[str, Any]]]] = {}
+    cleaned_frames = []
+    with decoding.FrameDecoder(media) as decoder:
+        for index in range(frame_count):
+            pixels = np.array(decoder.frame(path, header, index))
+            digest = hashlib.sha256(pixels.tobytes()).hexdigest()
+            if digest not in boxes_by_digest:
+                boxes_by_digest[digest] = _found_text(pixels, header, fragments, media)
+                cleaning.frames_read += 1
+            boxes, unmatched = boxes_by_digest[digest]
+            for left, top, right, bottom in boxes:
+                pixels[top:bottom, left:right] = _blank_value(pixels)
+                cleaning.blanked.append({"frame": index + 1, "box": [left, top, right, bottom]})
+            cleaning.review.extend({"frame": index + 1, **entry} for entry in unmatched)
+            cleaning.regions_kept = _ultrasound_regions(header, pixels)
+            cleaned_frames.append(pixels)
+    _store_pixels(dataset, cleaned_frames, header)
+    dataset.BurnedInAnnotation = "NO" if cleaning.clean else "YES"
+    return cleaning
+
+
+def _found_text(
+    pixels: np.ndarray, header: pydicom.Dataset, fragments: list[str], media: MediaSettings
+) -> tuple[list[tuple[int, int, int, int]], list[dict[str, Any]]]:
+    """Boxes of words matching an identifier, and the other words (for review)."""
+    picture = rendering.rendered(pixels, header)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    read = ocr.read_text(buffer.getvalue(), media)
+    boxes: list[tuple[int, int, int, int]] = []
+    unmatched: list[dict[str, Any]] = []
+    for word in read.words:
+        text = _normalised(word.text)
+        box = (
+            max(word.left - _BLANK_MARGIN_PX, 0),
+            max(word.top - _BLANK_MARGIN_PX, 0),
+            word.left + word.width + _BLANK_MARGIN_PX,
+            word.top + word.height + _BLANK_MARGIN_PX,
+        )
+        if len(text) >= _MIN_MATCHED_LENGTH and any(
+            text in fragment or fragment in text for fragment in fragments
+        ):
+            boxes.append(box)
+        elif word.confidence >= media.ocr_min_confidence and len(text) >= _MIN_MATCHED_LENGTH:
+            unmatched.append({"text": word.text, "box": list(box)})
+    return boxes, unmatched
+
+
+def _normalised(text: str) -> str:
+    return re.sub(r"[^0-9A-Z]", "", text.upper())
+
+
+def _blank_value(pixels: np.ndarray) -> Any:
+    return pixels.min() if pixels.size else 0
+
+
+def _ultrasound_regions(header: pydicom.Dataset, pixels: np.ndarray) -> int:
+    """Ultrasound: blank all but the SequenceOfUltrasoundRegions (where the image is)."""
+    if str(header.get("Modality", "")) != "US" or "SequenceOfUltrasoundRegions" not in header:
+        return 0
+    keep = np.zeros(pixels.shape[:2], dtype=bool)
+    regions = header.SequenceOfUltrasoundRegions
+    for region in regions:
+        keep[
+            int(region.RegionLocationMinY0) : int(region.RegionLocationMaxY1) + 1,
+            int(region.RegionLocationMinX0) : int(region.RegionLocationMaxX1) + 1,
+        ] = True
+    pixels[~keep] = _blank_value(pixels)
+    return len(regions)
+
+
+def _store_pixels(
+    dataset: pydicom.Dataset, frames: list[np.ndarray], header: pydicom.Dataset
+) -> None:
+    """The cleaned frames as uncompressed pixel data (lossless), decoded colour as RGB."""
+    stacked = np.stack(frames) if len(frames) > 1 else frames[0]
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if int(header.get("SamplesPerPixel", 1)) > 1:
+        dataset.PhotometricInterpretation = "RGB"  # pydicom decodes YBR to RGB
+        dataset.PlanarConfiguration = 0
+    dataset.BitsAllocated = stacked.dtype.itemsize * 8
+    dataset.PixelData = np.ascontiguousarray(stacked).tobytes()
+    dataset["PixelData"].VR = "OW" if dataset.BitsAllocated > 8 else "OB"
