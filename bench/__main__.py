@@ -20,6 +20,7 @@ import pymupdf
 from bench import (
     bookkeeping_rows,
     discovery_rows,
+    imaging_rows,
     memory_rows,
     model_rows,
     parallel_rows,
@@ -134,6 +135,7 @@ QUICK = {
     "memory_items": 100,
     "mailbox_messages": 2000,
     "office_pages": 20,
+    "dicom_instances": 300,
 }
 FULL = {
     "pages": 2000,
@@ -146,6 +148,7 @@ FULL = {
     "memory_items": 500,
     "mailbox_messages": 20000,
     "office_pages": 100,
+    "dicom_instances": 2000,
 }
 
 
@@ -161,6 +164,7 @@ def measure(sizes: dict[str, float], scratch: Path) -> list[Row]:
             scratch, int(sizes["mailbox_messages"]), int(sizes["office_pages"])
         )
     )
+    rows.extend(imaging_rows.imaging(scratch, int(sizes["dicom_instances"])))
     rows.extend(bookkeeping_rows.bookkeeping(scratch, int(sizes["bookkeeping_items"])))
     rows.extend(model_rows.constrained_output(settings, int(sizes["rounds"])))
     rows.append(model_rows.shared_prefix(settings, int(sizes["rounds"])))

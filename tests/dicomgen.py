@@ -117,6 +117,7 @@ def _ct_slice(
     acquisition: int = 1,
     image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "AXIAL"),
     position: Sequence[float] | None = None,
+    size: int = 64,
 ) -> Dataset:
     dataset = _base(CTImageStorage, study, series_uid, "CT", 3)
     dataset.SeriesDescription = "Chest 5mm"
@@ -130,7 +131,7 @@ def _ct_slice(
     dataset.SliceThickness = 5.0
     dataset.RescaleIntercept = -1024
     dataset.RescaleSlope = 1
-    _pixels(dataset, slice_image(level))
+    _pixels(dataset, slice_image(level, size))
     return dataset
 
 
@@ -153,6 +154,7 @@ def write_ct_series(
     duplicate: bool = True,
     second_orientation: int = 0,
     seed: int = 7,
+    size: int = 64,
 ) -> WrittenSeries:
     """An axial CT series, z from -50 mm up by 5 mm, InstanceNumbers shuffled.
 
@@ -169,7 +171,7 @@ def write_ct_series(
     positions = [-50.0 + 5.0 * index for index in range(slices)]
     for index, z in enumerate(positions):
         dataset = _ct_slice(
-            study, series_uid, z=z, level=slice_level(index), instance=numbers[index]
+            study, series_uid, z=z, level=slice_level(index), instance=numbers[index], size=size
         )
         paths.append(_save(dataset, folder / f"ct-{numbers[index]:03d}.dcm"))
     if duplicate:
