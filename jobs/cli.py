@@ -666,8 +666,9 @@ def db_current() -> None:
 def _attach_optional_groups() -> None:
     from jobs.admin_cli import ADMIN_COMMANDS
     from jobs.audit_cli import audit_group
+    from jobs.imaging_cli import deid_group, pacs_group
     from jobs.models_cli import models
-    from jobs.production_cli import deid_group, export, production_group, review_group
+    from jobs.production_cli import export, production_group, review_group
 
     cli.add_command(models)
     cli.add_command(audit_group)
@@ -675,6 +676,7 @@ def _attach_optional_groups() -> None:
     cli.add_command(production_group)
     cli.add_command(review_group)
     cli.add_command(deid_group)
+    cli.add_command(pacs_group)
     for command in ADMIN_COMMANDS:
         cli.add_command(command)
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from sqlalchemy.orm import Session
@@ -115,17 +116,29 @@ def _with_attempts(
     return SendOutcome(name, path, uid, False, f"gave up: {detail}", target.attempts)
 
 
-def _stow(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[bool, str]:
+def dicomweb_client(target: DestinationSettings) -> tuple[Any, Any]:
+    """A DICOMweb client for ``target`` and its HTTP session (close it when done).
+
+    The session ignores proxy variables: the request goes straight to the
+    PACS named, never through whatever the environment points at.
+    """
     import requests
     from dicomweb_client.api import DICOMwebClient
 
+    if target.protocol != "stow-rs" or not target.url:
+        raise errors.UsageError("this needs a DICOMweb (stow-rs) destination with a url")
     session = requests.Session()
-    session.trust_env = False  # no proxy from the environment: straight to the PACS named
+    session.trust_env = False
     if target.username:
         secret = target.password.get_secret_value() if target.password else ""
         session.auth = (target.username, secret)
-    assert target.url is not None
-    client = DICOMwebClient(url=target.url, session=session, timeout=target.timeout_s)
+    return DICOMwebClient(url=target.url, session=session, timeout=target.timeout_s), session
+
+
+def _stow(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[bool, str]:
+    import requests
+
+    client, session = dicomweb_client(target)
     try:
         answer = client.store_instances([dataset])
     except requests.exceptions.ConnectionError as exc:

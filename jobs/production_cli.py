@@ -332,31 +332,6 @@ def confirm(job_id: int, item_ids: tuple[int, ...], run_number: int | None) -> N
     console.print(f"confirmed {count} answer(s) of job {job_id}")
 
 
-@click.group("deid")
-def deid_group() -> None:
-    """De-identification: the mapping from originals to replacements (every read audited)."""
-
-
-@deid_group.command("mapping")
-@click.argument("job_id", type=int)
-@click.option("--kind", type=click.Choice(["uid", "patient", "date_offset"]))
-def mapping(job_id: int, kind: str | None) -> None:
-    """Print JOB_ID's de-identification mapping as tab-separated rows (an audited read)."""
-    from jobs import deid_export, submit
-
-    settings = commands.load_settings()
-    engine, session_factory = commands.open_database(settings)
-    commands.require_job(session_factory, job_id)
-    try:
-        with session_factory() as session:
-            rows = deid_export.read_mapping(session, job_id, submit.submitter_identity(), kind)
-            for row in rows:
-                click.echo(f"{row.kind}\t{row.original}\t{row.replacement}")
-    finally:
-        engine.dispose()
-    console.print(f"{len(rows)} mapping rows (this read is recorded in the audit trail)")
-
-
 @click.group("production")
 def production_group() -> None:
     """Productions: check one, ours or another party's."""

@@ -1,8 +1,8 @@
 """Results back into a real PACS: SR objects over STOW-RS and C-STORE into a real Orthanc.
 
-A generated study is stored in one Orthanc (the hospital's archive) and
-submitted by series to the real system (PostgreSQL, Redis, a Celery worker,
-the real model). ``sieve export --format dicom-sr --send`` then writes a
+A generated study is stored in one Orthanc (the hospital's archive), pulled
+from it over QIDO-RS/WADO-RS with ``sieve pacs pull``, and submitted by series
+to the real system (PostgreSQL, Redis, a Celery worker, the real model). ``sieve export --format dicom-sr --send`` then writes a
 Comprehensive SR per series and sends it to Orthanc over DICOMweb STOW-RS and
 to a second Orthanc over DIMSE C-STORE. The test reads each SR back from the
 Orthanc that received it and checks what it references against the images
@@ -53,14 +53,38 @@ def dimse_pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[orthanc.Ort
 
 
 @pytest.fixture(scope="module")
-def study_folder(tmp_path_factory: pytest.TempPathFactory, archive_pacs: orthanc.Orthanc) -> Path:
+def stored_study(
+    tmp_path_factory: pytest.TempPathFactory, archive_pacs: orthanc.Orthanc
+) -> tuple[str, list[Path]]:
+    """A study written locally and stored in the archive PACS; the local copy is then unused."""
     root = tmp_path_factory.mktemp("study")
     study = dicomgen.new_study()
     written = dicomgen.write_ct_series(root / "ct", study, slices=8).paths
     written += dicomgen.write_mr_series(root / "mr", study, slices=4).paths
     for path in written:
         assert archive_pacs.upload(path.read_bytes())["Status"] == "Success"
-    return root
+    return study.study_instance_uid, written
+
+
+@pytest.fixture(scope="module")
+def study_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+    stored_study: tuple[str, list[Path]],
+    pacs_env: dict[str, str],
+) -> Path:
+    """The study as Sieve pulled it from the archive PACS."""
+    study_uid, written = stored_study
+    out = tmp_path_factory.mktemp("pulled")
+    pulled = run_sieve(["pacs", "pull", "archive", study_uid, "--out", str(out)], pacs_env)
+    assert pulled.returncode == 0, pulled.stderr
+    files = sorted(out.rglob("*.dcm"))
+    assert len(files) == len(written)
+    originals = {str(pydicom.dcmread(p).SOPInstanceUID): p for p in written}
+    for path in files:
+        copy = pydicom.dcmread(path)
+        original = pydicom.dcmread(originals[str(copy.SOPInstanceUID)])
+        assert copy.pixel_array.tobytes() == original.pixel_array.tobytes()
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +216,9 @@ def test_reports_go_to_pacs_over_stow_rs_and_c_store_and_read_back_with_their_re
         ("modality", "c-store"),
     }
     assert len(events) == 4
+    pulled = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "pacs.pulled")).all()
+    assert len(pulled) == 1 and pulled[0].details["instances"] == 14  # 8 + scout + copy + 4 MR
+    assert "Okonkwo" not in json.dumps(pulled[0].details)
 
 
 def test_a_destination_that_does_not_answer_is_reported_and_nothing_marked_sent(

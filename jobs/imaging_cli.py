@@ -1,0 +1,70 @@
+"""``sieve pacs`` (a study pulled from a PACS) and ``sieve deid`` (the audited mapping)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from jobs import commands
+
+console = Console(stderr=True)
+
+
+@click.group("pacs")
+def pacs_group() -> None:
+    """PACS: pull studies over DICOMweb (destinations in SIEVE_PACS__DESTINATIONS)."""
+
+
+@pacs_group.command("pull")
+@click.argument("source")
+@click.argument("study_uids", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False))
+def pull(source: str, study_uids: tuple[str, ...], out_dir: Path) -> None:
+    """Retrieve every instance of STUDY_UIDS from SOURCE into --out, ready for sieve submit."""
+    from jobs import dicom_pull, submit
+
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
+    try:
+        with session_factory() as session, console.status(f"pulling from {source}…") as status:
+            pulled = dicom_pull.pull_studies(
+                session,
+                settings,
+                source,
+                list(study_uids),
+                out_dir,
+                submit.submitter_identity(),
+                progress=lambda path: status.update(f"pulling from {source}: {path.name}"),
+            )
+    finally:
+        engine.dispose()
+    for study in pulled:
+        console.print(f"{study.study_instance_uid}: {len(study.files)} instances")
+    click.echo(str(out_dir))
+
+
+@click.group("deid")
+def deid_group() -> None:
+    """De-identification: the mapping from originals to replacements (every read audited)."""
+
+
+@deid_group.command("mapping")
+@click.argument("job_id", type=int)
+@click.option("--kind", type=click.Choice(["uid", "patient", "date_offset"]))
+def mapping(job_id: int, kind: str | None) -> None:
+    """Print JOB_ID's de-identification mapping as tab-separated rows (an audited read)."""
+    from jobs import deid_export, submit
+
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
+    commands.require_job(session_factory, job_id)
+    try:
+        with session_factory() as session:
+            rows = deid_export.read_mapping(session, job_id, submit.submitter_identity(), kind)
+            for row in rows:
+                click.echo(f"{row.kind}\t{row.original}\t{row.replacement}")
+    finally:
+        engine.dispose()
+    console.print(f"{len(rows)} mapping rows (this read is recorded in the audit trail)")
