@@ -26,7 +26,7 @@ from db.models import DeidMapping, DicomInstance
 from jobs.settings import Settings
 from worker import content_store, errors
 from worker.extractors.dicom import dicom_identifiers
-from worker.imaging import deid
+from worker.imaging import deid, units
 from worker.imaging.deid_profile import Profile
 
 KEY_FILE = "deid.key"
@@ -135,9 +135,9 @@ def _one(
         )
     target = (
         out_dir
-        / str(dataset.get("StudyInstanceUID", "study"))
-        / str(dataset.get("SeriesInstanceUID", "series"))
-        / f"{dataset.SOPInstanceUID}.dcm"
+        / units.uid_path_part(str(dataset.get("StudyInstanceUID", "")))
+        / units.uid_path_part(str(dataset.get("SeriesInstanceUID", "")))
+        / f"{units.uid_path_part(str(dataset.get('SOPInstanceUID', '')))}.dcm"
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     dataset.save_as(target, enforce_file_format=True)

@@ -19,6 +19,7 @@ from db import audit
 from jobs import dicom_send
 from jobs.settings import Settings
 from worker import errors
+from worker.imaging import units
 
 _SERIES = "0020000E"
 _INSTANCE = "00080018"
@@ -59,7 +60,12 @@ def pull_studies(
                     raise errors.CorruptFileError(
                         f"{source} answered instance {sop_uid} with {dataset.SOPInstanceUID}"
                     )
-                target_path = out_dir / study_uid / series_uid / f"{sop_uid}.dcm"
+                target_path = (
+                    out_dir
+                    / units.uid_path_part(study_uid)
+                    / units.uid_path_part(series_uid)
+                    / f"{units.uid_path_part(sop_uid)}.dcm"
+                )
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 dataset.save_as(target_path, enforce_file_format=True)
                 files.append(target_path)

@@ -131,7 +131,7 @@ def _write_one(
         raise errors.UsageError(f"item {item.id} has no indexed instance to reference")
     report = _report(item, result, shown, instances, evidence)
     study_uid = str(evidence[0].StudyInstanceUID)
-    target = out_dir / study_uid / f"{report.SOPInstanceUID}.dcm"
+    target = out_dir / units.uid_path_part(study_uid) / f"{report.SOPInstanceUID}.dcm"
     target.parent.mkdir(parents=True, exist_ok=True)
     report.save_as(target, enforce_file_format=True)
     return WrittenReport(

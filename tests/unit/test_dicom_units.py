@@ -214,3 +214,42 @@ def test_the_mip_option_adds_each_stacks_projection(tmp_path: Path) -> None:
         # The brightest disc of the volume (slice 6, 50 HU) wins the projection: through the
         # brain window (0-80 HU) that is 161 in blue; the 500 HU localizer, kept out, would be 255.
         assert 150 < picture.getpixel((32, 32))[2] < 175
+
+
+def test_a_damaged_slice_is_skipped_with_a_note_and_a_wholly_damaged_series_fails(
+    tmp_path: Path,
+) -> None:
+    for env in make_embedded(tmp_path, FakeModel()):
+        folder = tmp_path / "ct"
+        written = dicomgen.write_ct_series(
+            folder, dicomgen.new_study(), slices=6, localizer=False, duplicate=False
+        )
+        damaged = written.paths[2]
+        damaged.write_bytes(damaged.read_bytes()[:-3000])  # pixel data cut short
+        made = _submit(env, folder, "series")
+        with env.session_factory() as session:
+            item = session.scalars(select(Item)).one()
+            state = session.scalars(select(ItemRun.state)).one()
+            images = session.scalars(select(StoredSegment)).all()
+        assert state == ItemState.done and len(images) == 5
+        notes = item.doc_metadata["series"][0]["assembly"]["notes"]
+        assert any("cannot be decoded" in note for note in notes)
+
+        broken = tmp_path / "broken"
+        written = dicomgen.write_ct_series(
+            broken, dicomgen.new_study(), slices=3, localizer=False, duplicate=False
+        )
+        for path in written.paths:
+            path.write_bytes(path.read_bytes()[:-3000])
+        made = _submit(env, broken, "series")
+        with env.session_factory() as session:
+            failed = session.scalars(select(ItemRun).where(ItemRun.run_id == made.run_id)).one()
+        assert failed.state == ItemState.failed and failed.error_code == "corrupt_file"
+        assert "no sampled image of series 3 could be decoded" in (failed.error_message or "")
+
+
+def test_a_hostile_uid_never_steers_where_a_file_is_written() -> None:
+    assert units.uid_path_part("1.2.840.10008.5.1") == "1.2.840.10008.5.1"
+    for hostile in ("../../etc/passwd", "/abs", "1.2/../../x", "", "1." * 40):
+        part = units.uid_path_part(hostile)
+        assert part.startswith("invalid-uid-") and "/" not in part and ".." not in part

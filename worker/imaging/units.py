@@ -10,7 +10,9 @@ are named by their own SHA-256 and found beside the manifest in the store.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,3 +112,18 @@ def member_path(manifest_path: Path, member: Member) -> Path:
     """Where a member lies: beside the manifest, in the same content store."""
     objects_dir = manifest_path.parent.parent
     return objects_dir / content_store.object_relative_path(member.sha256)
+
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def uid_path_part(uid: str) -> str:
+    """``uid`` as a file or folder name: as it is when it is a valid UID, else a hash of it.
+
+    UIDs come from files and from PACS answers; a hostile one (``../../etc``)
+    must never steer where an output is written.
+    """
+    text = str(uid).strip()
+    if _UID.fullmatch(text) and len(text) <= 64:
+        return text
+    return "invalid-uid-" + hashlib.sha256(text.encode()).hexdigest()[:16]
