@@ -23,16 +23,16 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from db.models import AuditEvent, DeidMapping
-from jobs import cli, deid_export, submit
+from jobs import cli, deid_export
 from tests import dicomgen, mediagen
 from tests.fake_model import FakeModel
+from tests.unit.test_dicom_units import submit_archive
 from tests.unit.test_embedded_pipeline import Embedded, make_embedded
 from worker import ocr
 from worker.config import MediaSettings
 from worker.extractors.dicom import dicom_identifiers
 from worker.imaging import deid, rendering
 from worker.imaging.deid_profile import Profile
-from worker.task_specs import build_task
 
 SECRET = b"test-installation-secret"
 
@@ -157,14 +157,7 @@ def archive_job(tmp_path: Path) -> Iterator[tuple[Embedded, int, list[Path]]]:
         dicomgen.write_ct_series(root / "ct", study, slices=6)
         dicomgen.write_enhanced_ct(root / "enhanced.dcm", study, frames=3)
         dicomgen.write_burned_in_capture(root / "sc" / "request.dcm", study)
-        made = submit.submit(
-            env.session_factory,
-            env.settings,
-            paths=[root],
-            task=build_task("summarize", {}, env.settings.model.max_text_chars),
-            name="archive",
-            executor="in_process",
-        )
+        made = submit_archive(env, root, run=False)
         yield env, made.job_id, sorted(p for p in root.rglob("*.dcm"))
 
 

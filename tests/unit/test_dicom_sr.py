@@ -21,11 +21,11 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from db.models import AuditEvent, Item, Result
-from jobs import cli, dicom_sr, embedded, submit
+from jobs import cli, dicom_sr
 from tests import dicomgen
 from tests.fake_model import FakeModel
+from tests.unit.test_dicom_units import submit_archive
 from tests.unit.test_embedded_pipeline import Embedded, make_embedded
-from worker.task_specs import build_task
 
 
 @pytest.fixture
@@ -34,15 +34,7 @@ def reviewed(tmp_path: Path) -> Iterator[tuple[Embedded, int, dicomgen.WrittenSe
         study = dicomgen.new_study()
         ct = dicomgen.write_ct_series(tmp_path / "archive" / "ct", study)
         dicomgen.write_enhanced_ct(tmp_path / "archive" / "enhanced.dcm", study)
-        made = submit.submit(
-            env.session_factory,
-            env.settings,
-            paths=[tmp_path / "archive"],
-            task=build_task("summarize", {}, env.settings.model.max_text_chars),
-            name="archive",
-            executor="in_process",
-        )
-        embedded.run_item_runs(env.context, made.item_run_ids)
+        made = submit_archive(env, tmp_path / "archive")
         yield env, made.job_id, ct
 
 

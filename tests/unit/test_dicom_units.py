@@ -60,7 +60,10 @@ def archive(tmp_path: Path) -> dict[str, object]:
     return {"root": root, "ct": ct, "mr": mr, "enhanced": enhanced, "dicomdir": dicomdir}
 
 
-def _submit(env: Embedded, root: Path, unit: str) -> submit.Submission:
+def submit_archive(
+    env: Embedded, root: Path, unit: str = "series", *, run: bool = True
+) -> submit.Submission:
+    """Submit ``root`` by ``unit`` and (unless ``run`` is false) process it in process."""
     made = submit.submit(
         env.session_factory,
         env.settings,
@@ -70,7 +73,8 @@ def _submit(env: Embedded, root: Path, unit: str) -> submit.Submission:
         executor="in_process",
         options=submit.RunOptions(unit=unit),
     )
-    embedded.run_item_runs(env.context, made.item_run_ids)
+    if run:
+        embedded.run_item_runs(env.context, made.item_run_ids)
     return made
 
 
@@ -81,7 +85,7 @@ def test_by_series_each_series_is_one_item_and_every_file_a_member(
     assert isinstance(root, Path)
     files = [p for p in root.rglob("*") if p.is_file()]
 
-    made = _submit(env, root, "series")
+    made = submit_archive(env, root, "series")
 
     # CT, MR, enhanced CT, secondary capture, and the DICOMDIR's MR: five series.
     assert made.item_count == 5 == made.dicom_units
@@ -123,7 +127,7 @@ def test_a_ct_series_is_shown_in_spatial_order_through_packed_windows_with_prove
     root, ct = archive["root"], archive["ct"]
     assert isinstance(root, Path) and isinstance(ct, dicomgen.WrittenSeries)
 
-    _submit(env, root, "series")
+    submit_archive(env, root, "series")
 
     with env.session_factory() as session:
         item = session.scalars(select(Item).where(Item.path.contains(ct.series_instance_uid))).one()
@@ -162,7 +166,7 @@ def test_by_study_the_model_gets_a_manifest_and_each_series(
     root = archive["root"]
     assert isinstance(root, Path)
 
-    made = _submit(env, root, "study")
+    made = submit_archive(env, root, "study")
 
     assert made.item_count == 2  # the study of four series, and the DICOMDIR's study
     with env.session_factory() as session:
@@ -190,7 +194,7 @@ def test_by_instance_each_file_is_its_own_item(
     folder = tmp_path / "just-mr"
     shutil.copytree(mr.paths[0].parent, folder)
 
-    made = _submit(env, folder, "instance")
+    made = submit_archive(env, folder, "instance")
 
     assert made.item_count == len(mr.paths) and made.dicom_units == 0
     with env.session_factory() as session:
@@ -204,7 +208,7 @@ def test_the_mip_option_adds_each_stacks_projection(tmp_path: Path) -> None:
         env.context.config.media.dicom_projection = "mip"
         folder = tmp_path / "ct"
         written = dicomgen.write_ct_series(folder, dicomgen.new_study(), slices=6)
-        _submit(env, folder, "series")
+        submit_archive(env, folder, "series")
         with env.session_factory() as session:
             segments = session.scalars(select(StoredSegment)).all()
         (projection,) = [s for s in segments if s.label.endswith("MIP")]
@@ -226,7 +230,7 @@ def test_a_damaged_slice_is_skipped_with_a_note_and_a_wholly_damaged_series_fail
         )
         damaged = written.paths[2]
         damaged.write_bytes(damaged.read_bytes()[:-3000])  # pixel data cut short
-        made = _submit(env, folder, "series")
+        made = submit_archive(env, folder, "series")
         with env.session_factory() as session:
             item = session.scalars(select(Item)).one()
             state = session.scalars(select(ItemRun.state)).one()
@@ -241,7 +245,7 @@ def test_a_damaged_slice_is_skipped_with_a_note_and_a_wholly_damaged_series_fail
         )
         for path in written.paths:
             path.write_bytes(path.read_bytes()[:-3000])
-        made = _submit(env, broken, "series")
+        made = submit_archive(env, broken, "series")
         with env.session_factory() as session:
             failed = session.scalars(select(ItemRun).where(ItemRun.run_id == made.run_id)).one()
         assert failed.state == ItemState.failed and failed.error_code == "corrupt_file"

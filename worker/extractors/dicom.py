@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import struct
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +41,7 @@ from worker.extractors.base import (
     errors_mapped_to,
 )
 from worker.imaging import decoding, rendering
+from worker.imaging.headers import HEADER_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -201,15 +201,7 @@ _DEFER_BYTES = 64 * 1024
 
 # What pydicom raises for a file it cannot parse or a pixel stream it cannot
 # decode (short data is a ValueError, a damaged header often a struct.error).
-PYDICOM_ERRORS: tuple[type[BaseException], ...] = (
-    pydicom.errors.InvalidDicomError,
-    ValueError,
-    EOFError,
-    struct.error,
-    OSError,
-    KeyError,
-    IndexError,
-)
+PYDICOM_ERRORS = HEADER_ERRORS
 
 # Identifier fragments shorter than this are not redacted from OCR text: a
 # two-letter initial would blank out half the words on an image.

@@ -30,7 +30,8 @@ from worker import errors
 # The DICOMDIR's SOP class: a file-set's index, never an image to review.
 MEDIA_STORAGE_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
 
-# What pydicom raises on a header it cannot parse (see extractors/dicom.py).
+# What pydicom raises on a file it cannot parse or a pixel stream it cannot decode
+# (short data is a ValueError, a damaged header often a struct.error).
 HEADER_ERRORS: tuple[type[BaseException], ...] = (
     pydicom.errors.InvalidDicomError,
     ValueError,
