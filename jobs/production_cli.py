@@ -81,11 +81,11 @@ def dat_dialect(
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["production", "privilege-log", "dicom-sr", "dicom-deid"]),
+    type=click.Choice(["production", "privilege-log", "dicom-sr", "fhir", "dicom-deid"]),
     default="production",
     show_default=True,
-    help="A Bates-numbered production, the privilege log, DICOM SR objects of the results, "
-    "or a de-identified copy of the job's DICOM archive.",
+    help="A Bates-numbered production, the privilege log, DICOM SR objects or FHIR bundles "
+    "of the results, or a de-identified copy of the job's DICOM archive.",
 )
 @click.option("--bates-prefix", help="production: the Bates prefix, e.g. ABC.")
 @click.option("--start", type=click.IntRange(min=0), default=1, show_default=True)
@@ -163,6 +163,11 @@ def export(
         if out_dir is None:
             raise errors.UsageError("--format dicom-deid needs --out DIR")
         _deidentified_copy(job_id, deid_profile, out_dir)
+        return
+    if output_format == "fhir":
+        if out_dir is None:
+            raise errors.UsageError("--format fhir needs --out DIR")
+        _fhir_bundles(job_id, run_number, out_dir)
         return
     if output_format == "dicom-sr":
         if out_dir is None:
@@ -242,6 +247,24 @@ def _deidentified_copy(job_id: int, profile_text: str, out_dir: Path) -> None:
             console.print(
                 f"  {entry['sop_instance_uid']} frame {entry['frame']}: {entry['text']!r}"
             )
+
+
+def _fhir_bundles(job_id: int, run_number: int | None, out_dir: Path) -> None:
+    from jobs import fhir_export, submit
+
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
+    commands.require_job(session_factory, job_id)
+    try:
+        with session_factory() as session:
+            written = fhir_export.write_bundles(
+                session, job_id, out_dir, run_number, submit.submitter_identity()
+            )
+    finally:
+        engine.dispose()
+    console.print(
+        f"wrote {len(written)} FHIR bundles (DiagnosticReport + Observations) → {out_dir}"
+    )
 
 
 def _dicom_reports(

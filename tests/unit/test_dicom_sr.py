@@ -133,3 +133,41 @@ def test_the_reports_pass_the_dicom3tools_iod_validator(
         )
         errors_found = [line for line in checked.stderr.splitlines() if line.startswith("Error")]
         assert errors_found == [], checked.stderr
+
+
+def test_fhir_bundles_carry_a_report_and_an_observation_per_answer_field(
+    reviewed: tuple[Embedded, int, dicomgen.WrittenSeries], tmp_path: Path
+) -> None:
+    from fhir.resources.bundle import Bundle
+
+    env, job_id, ct = reviewed
+    out = tmp_path / "fhir"
+    result = CliRunner().invoke(
+        cli.cli,
+        ["export", str(job_id), "--format", "fhir", "--out", str(out)],
+        env={"SIEVE_DATA_DIR": str(env.settings.data_dir)},
+    )
+    assert result.exit_code == 0, result.output
+    (path,) = out.glob("*.json")
+    bundle = Bundle.model_validate_json(path.read_text())  # the FHIR models validate it
+    resources = [entry.resource for entry in bundle.entry]
+    (report,) = [r for r in resources if r.get_resource_type() == "DiagnosticReport"]
+    observations = [r for r in resources if r.get_resource_type() == "Observation"]
+    assert report.status == "preliminary" and report.code.coding[0].code == "18748-4"
+    source = pydicom.dcmread(ct.paths[0])
+    assert report.study[0].identifier.value == f"urn:oid:{source.StudyInstanceUID}"
+    assert report.subject.identifier.value == source.PatientID
+    assert {ref.reference for ref in report.result} == {f"urn:uuid:{o.id}" for o in observations}
+    with env.session_factory() as session:
+        answers = session.scalars(select(Result)).all()
+    fields = sum(
+        len([v for v in a.output.values() if v not in (None, "", [], {})]) for a in answers
+    )
+    assert len(observations) == fields
+    summary = next(o for o in observations if o.code.text.endswith(": summary"))
+    assert summary.valueString in {a.output["summary"] for a in answers}
+    shown = {e["sop_instance_uid"] for a in answers for e in a.inputs["dicom_images_shown"]}
+    derived = {
+        d.identifier.value.removeprefix("urn:oid:") for o in observations for d in o.derivedFrom
+    }
+    assert shown <= derived
