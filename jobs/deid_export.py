@@ -28,6 +28,7 @@ from worker import content_store, errors
 from worker.extractors.dicom import dicom_identifiers
 from worker.imaging import deid, units
 from worker.imaging.deid_profile import Profile
+from worker.imaging.headers import HEADER_ERRORS
 
 KEY_FILE = "deid.key"
 
@@ -40,6 +41,7 @@ class DeidExport:
     studies: set[str] = field(default_factory=set)  # new Study Instance UIDs
     pixel_reviews: list[dict[str, Any]] = field(default_factory=list)  # text left for review
     frames_cleaned: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)  # instance, code, reason
 
 
 def installation_secret(settings: Settings) -> bytes:
@@ -73,7 +75,13 @@ def export(
     made = DeidExport()
     mappings: dict[tuple[str, str], tuple[str, str | None]] = {}
     for instance in instances:
-        written = _one(settings, instance, profile, pseudonyms, out_dir, made)
+        try:
+            written = _one(settings, instance, profile, pseudonyms, out_dir, made)
+        except (errors.InputError, *HEADER_ERRORS, AttributeError) as exc:
+            # One damaged instance fails alone; the rest of the archive is still copied.
+            code = exc.code if isinstance(exc, errors.SieveError) else errors.CorruptFileError.code
+            made.failed.append({"path": instance.path, "error_code": code, "error": str(exc)[:500]})
+            continue
         original_study = written.original_study
         for original, replacement in written.result.uids.items():
             mappings[("uid", original)] = (replacement, original_study)
@@ -98,6 +106,7 @@ def export(
                 "studies": len(made.studies),
                 "frames_cleaned": made.frames_cleaned,
                 "pixel_text_for_review": len(made.pixel_reviews),
+                "failed": [{"error_code": f["error_code"]} for f in made.failed],
                 "out": str(out_dir),
             },
         ),
@@ -153,8 +162,10 @@ def _distinct_instances(session: Session, job_id: int) -> list[DicomInstance]:
     seen: set[str] = set()
     distinct = []
     for row in rows:
-        if row.sha256 not in seen:
-            seen.add(row.sha256)
+        # One output per SOP instance: a second copy (other bytes, same UID) would
+        # overwrite the first at the same path.
+        if row.sha256 not in seen and row.sop_instance_uid not in seen:
+            seen.update((row.sha256, row.sop_instance_uid))
             distinct.append(row)
     return distinct
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,14 @@ from worker.imaging import units
 
 _SERIES = "0020000E"
 _INSTANCE = "00080018"
+
+
+def _uid(entry: dict[str, Any], tag: str, source: str) -> str:
+    """A UID from a QIDO-RS answer (DICOM JSON), or CorruptFileError naming what is missing."""
+    values = (entry.get(tag) or {}).get("Value") or []
+    if not values or not isinstance(values[0], str):
+        raise errors.CorruptFileError(f"{source}'s QIDO-RS answer lacks ({tag[:4]},{tag[4:]})")
+    return values[0]
 
 
 @dataclass(frozen=True)
@@ -45,20 +54,21 @@ def pull_studies(
     """Retrieve every instance of ``study_uids`` from ``source`` into ``out_dir``."""
     target = dicom_send.destination(settings, source)
     client, http = dicom_send.dicomweb_client(target)
-    pulled = []
+    pulled: list[Pulled] = []
     try:
         for study_uid in study_uids:
             found = client.search_for_instances(study_instance_uid=study_uid, get_remaining=True)
             if not found:
                 raise errors.NotFoundError(f"{source} holds no study {study_uid}")
-            files = []
+            files: list[Path] = []
+            pulled.append(Pulled(study_uid, files))
             for entry in found:
-                series_uid = entry[_SERIES]["Value"][0]
-                sop_uid = entry[_INSTANCE]["Value"][0]
+                series_uid, sop_uid = _uid(entry, _SERIES, source), _uid(entry, _INSTANCE, source)
                 dataset = client.retrieve_instance(study_uid, series_uid, sop_uid)
-                if str(dataset.SOPInstanceUID) != sop_uid:
+                if str(dataset.get("SOPInstanceUID", "")) != sop_uid:
                     raise errors.CorruptFileError(
-                        f"{source} answered instance {sop_uid} with {dataset.SOPInstanceUID}"
+                        f"{source} answered instance {sop_uid} with "
+                        f"{dataset.get('SOPInstanceUID', 'no SOP Instance UID')}"
                     )
                 target_path = (
                     out_dir
@@ -71,21 +81,21 @@ def pull_studies(
                 files.append(target_path)
                 if progress is not None:
                     progress(target_path)
-            pulled.append(Pulled(study_uid, files))
     finally:
         http.close()
-    audit.append_event(
-        session,
-        audit.EventDraft(
-            "pacs.pulled",
-            actor,
-            details={
-                "source": source,
-                "studies": [p.study_instance_uid for p in pulled],
-                "instances": sum(len(p.files) for p in pulled),
-                "out": str(out_dir),
-            },
-        ),
-    )
-    session.commit()
+        # Recorded whether or not the pull finished: what was written is on disk.
+        audit.append_event(
+            session,
+            audit.EventDraft(
+                "pacs.pulled",
+                actor,
+                details={
+                    "source": source,
+                    "studies": [p.study_instance_uid for p in pulled],
+                    "instances": sum(len(p.files) for p in pulled),
+                    "out": str(out_dir),
+                },
+            ),
+        )
+        session.commit()
     return pulled

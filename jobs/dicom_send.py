@@ -70,32 +70,40 @@ def send_objects(
     """Send each file in ``paths`` to destination ``name``; one audit event per object."""
     target = destination(settings, name)
     sender: Sender = _stow if target.protocol == "stow-rs" else _c_store
-    outcomes = [_with_attempts(name, target, path, sender) for path in paths]
-    audit.append_events(
-        session,
-        [
-            audit.EventDraft(
-                "dicom.sent" if outcome.sent else "dicom.send_failed",
-                actor,
-                job_id,
-                details={
-                    "destination": name,
-                    "protocol": target.protocol,
-                    "sop_instance_uid": outcome.sop_instance_uid,
-                    "file": outcome.path.name,
-                    "detail": outcome.detail,
-                    "attempts": outcome.attempts,
-                },
-            )
-            for outcome in outcomes
-        ],
-    )
-    session.commit()
+    outcomes = []
+    for path in paths:
+        outcome = _with_attempts(name, target, path, sender)
+        outcomes.append(outcome)
+        # Recorded as each object is answered: a send cut short still leaves its record.
+        audit.append_event(session, _event(outcome, target, job_id, actor))
+        session.commit()
     return outcomes
+
+
+def _event(
+    outcome: SendOutcome, target: DestinationSettings, job_id: int, actor: str
+) -> audit.EventDraft:
+    return audit.EventDraft(
+        "dicom.sent" if outcome.sent else "dicom.send_failed",
+        actor,
+        job_id,
+        details={
+            "destination": outcome.destination,
+            "protocol": target.protocol,
+            "sop_instance_uid": outcome.sop_instance_uid,
+            "file": outcome.path.name,
+            "detail": outcome.detail,
+            "attempts": outcome.attempts,
+        },
+    )
 
 
 class _Retryable(Exception):
     """A connection-level failure: trying again may succeed."""
+
+
+class _Refused(Exception):
+    """The destination will not take this object (no SOP class agreed, a bad URL)."""
 
 
 def _with_attempts(
@@ -108,6 +116,8 @@ def _with_attempts(
         try:
             sent, detail = sender(target, dataset)
             return SendOutcome(name, path, uid, sent, detail, attempt)
+        except _Refused as exc:
+            return SendOutcome(name, path, uid, False, str(exc), attempt)
         except _Retryable as exc:
             detail = str(exc)
             logger.warning("sending %s to %s, attempt %d: %s", uid, name, attempt, detail)
@@ -150,6 +160,9 @@ def _stow(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[bool, 
         if status >= 500:
             raise _Retryable(f"{target.url} answered HTTP {status}") from exc
         return False, f"refused: HTTP {status}"
+    except requests.exceptions.RequestException as exc:
+        # A malformed URL, a broken chunked answer, too many redirects.
+        raise _Refused(f"the request to {target.url} failed: {exc}") from exc
     finally:
         session.close()
     stored = {
@@ -177,6 +190,8 @@ def _c_store(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[boo
         )
     try:
         status = association.send_c_store(dataset)
+    except ValueError as exc:  # pynetdicom: no accepted presentation context for the class
+        raise _Refused(f"{target.called_ae} accepts no context for this object: {exc}") from exc
     finally:
         association.release()
     code = int(getattr(status, "Status", -1)) if status else -1

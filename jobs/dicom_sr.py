@@ -204,7 +204,10 @@ def _report(
     return hd.sr.ComprehensiveSR(
         evidence=evidence,
         content=content[0],
-        series_instance_uid=uid_from(f"sieve-sr-series:{item.job_id}:{result.run_id}"),
+        # One SR series per study and run: a series never spans two studies.
+        series_instance_uid=uid_from(
+            f"sieve-sr-series:{item.job_id}:{result.run_id}:{evidence[0].StudyInstanceUID}"
+        ),
         series_number=_SR_SERIES_NUMBER,
         sop_instance_uid=uid_from(f"sieve-sr:{result.id}:{result.output_sha256}"),
         instance_number=1,

@@ -263,8 +263,6 @@ def write_enhanced_ct(path: Path, study: Study, *, frames: int = 5) -> WrittenSe
     shared.PixelValueTransformationSequence = [transformation]
     dataset.SharedFunctionalGroupsSequence = [shared]
     dataset.PerFrameFunctionalGroupsSequence = per_frame
-    dataset.RescaleIntercept = -1024  # also at the top level, for simple readers
-    dataset.RescaleSlope = 1
     _pixels(dataset, np.stack(stored))
     _save(dataset, path)
     return WrittenSeries(series_uid, [path], frames, positions)

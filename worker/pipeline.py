@@ -422,17 +422,22 @@ def _extract(
 
 
 def _dicom_images_shown(shown: list[StoredSegment], can_see: bool) -> list[dict[str, Any]]:
-    """Provenance: exactly which SOP instances and frames the model was shown (or read of)."""
-    return [
-        {
-            "label": segment.label,
-            "sop_instance_uid": segment.attributes["sop_instance_uid"],
-            "frame": segment.attributes.get("frame", 1),
-            "picture": can_see,
-        }
-        for segment in shown
-        if "sop_instance_uid" in (segment.attributes or {})
-    ]
+    """Provenance: exactly which SOP instances and frames the model was shown (or read of).
+
+    A projection (MIP) stands for every instance it was made from.
+    """
+    entries: list[dict[str, Any]] = []
+    for segment in shown:
+        attributes = segment.attributes or {}
+        if "sop_instance_uid" in attributes:
+            uids = [(attributes["sop_instance_uid"], attributes.get("frame", 1))]
+        else:
+            uids = [(uid, None) for uid in attributes.get("sop_instance_uids", [])]
+        entries.extend(
+            {"label": segment.label, "sop_instance_uid": uid, "frame": frame, "picture": can_see}
+            for uid, frame in uids
+        )
+    return entries
 
 
 def _source_order(segment: StoredSegment) -> tuple[float, str, int]:

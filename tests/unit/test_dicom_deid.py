@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+import pydicom.data
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -247,3 +248,22 @@ def test_the_export_leaves_no_identifier_in_any_tag_or_any_frame(
         env=sieve_env,
     )
     assert {p.name for p in again.rglob("*.dcm")} == {p.name for p in outputs}
+
+
+def test_a_structured_reports_text_and_unnamed_dates_and_uids_do_not_survive() -> None:
+    path = Path(pydicom.data.__file__).parent / "test_files" / "reportsi.dcm"
+    original = pydicom.dcmread(path)
+    dataset = pydicom.dcmread(path)
+    dataset.DateOfSecondaryCapture = "20240101"  # a date the table does not name
+    dataset.add_new(0x00400512, "LO", "kept")  # ContainerIdentifier: plain, unnamed, kept
+
+    deid.deidentify(dataset, Profile.parse("basic"), deid.Pseudonyms(SECRET), {})
+
+    assert "ContentSequence" not in dataset
+    assert "DateOfSecondaryCapture" not in dataset
+    assert dataset.SOPClassUID == original.SOPClassUID  # a registered class UID stays
+    assert dataset.SOPInstanceUID != original.SOPInstanceUID
+    text = " ".join(_strings(dataset))
+    assert str(original.PatientName).split("^")[0] not in text
+    with pytest.raises(ValueError, match="unknown de-identification option"):
+        Profile.parse("retain-safe-private")  # not offered: no private attribute is known safe

@@ -211,3 +211,15 @@ def test_headers_are_read_without_the_pixels_and_keep_identifiers_apart(
     assert read.patient_identifiers["PatientName"] == "Okonkwo^Chidinma"
     assert read.study_identifiers["AccessionNumber"] == study.accession_number
     assert "Okonkwo" not in repr(read.header)
+
+
+def test_samples_add_up_to_the_count_asked_for(tmp_path: Path, study: dicomgen.Study) -> None:
+    found = _headers(
+        dicomgen.write_ct_series(tmp_path, study, slices=6, localizer=False, duplicate=False).paths
+    )
+    stacks = [series.Stack([s], normal=None) for s in series.assemble(found).stacks[0].slices][:3]
+    for stack in stacks:
+        stack.slices = stack.slices * 4  # three equal stacks of four
+    assembled = series.AssembledSeries(stacks=stacks)
+
+    assert len(series.sample(assembled, 10)) == 10

@@ -257,3 +257,19 @@ def test_a_hostile_uid_never_steers_where_a_file_is_written() -> None:
     for hostile in ("../../etc/passwd", "/abs", "1.2/../../x", "", "1." * 40):
         part = units.uid_path_part(hostile)
         assert part.startswith("invalid-uid-") and "/" not in part and ".." not in part
+
+
+def test_an_enhanced_ct_is_rescaled_by_its_functional_groups(
+    env: Embedded, archive: dict[str, object]
+) -> None:
+    enhanced = archive["enhanced"]
+    assert isinstance(enhanced, dicomgen.WrittenSeries)
+    folder = enhanced.paths[0].parent
+    submit_archive(env, folder)
+    with env.session_factory() as session:
+        first = session.scalars(select(StoredSegment).order_by(StoredSegment.index)).first()
+    assert first is not None and first.attributes["frame"] == 5  # stored last, lies first
+    # Its disc is 0 HU only through the shared group's rescale (intercept -1024): bright
+    # in lung, mid-grey in soft tissue. Stored values (1024) would be white in all three.
+    red, green, _ = Image.open(env.settings.artifacts_dir / first.artifact_path).getpixel((32, 32))
+    assert red > 200 and 90 < green < 115

@@ -50,6 +50,14 @@ class _SeriesRead:
     paths: list[Path]
     assembled: series.AssembledSeries
     unreadable: list[str] = field(default_factory=list)  # "hash: why"
+    position: int = 0  # the series' place in the manifest: unique, unlike SeriesNumber
+    datasets: dict[int, pydicom.Dataset] = field(default_factory=dict)  # headers read, by member
+
+    def dataset(self, member: int) -> pydicom.Dataset:
+        """The member's header (pixels left on disk), read once."""
+        if member not in self.datasets:
+            self.datasets[member] = pydicom.dcmread(self.paths[member], stop_before_pixels=True)
+        return self.datasets[member]
 
     @property
     def first(self) -> InstanceHeader:
@@ -85,7 +93,10 @@ class DicomUnitExtractor(Extractor):
         """
         manifest = units.read_manifest(source)
         with pydicom_warnings_logged():
-            read = [_read_series(source, entry) for entry in manifest.series]
+            read = [
+                _read_series(source, entry, position)
+                for position, entry in enumerate(manifest.series)
+            ]
             identifiers = _identifiers(read)
             per_series = media.dicom_study_samples_per_series if manifest.unit == "study" else None
             segments: list[ExtractedSegment] = []
@@ -126,7 +137,29 @@ class DicomUnitExtractor(Extractor):
 _PROVENANCE = ("series_instance_uid", "sop_instance_uid", "frame")
 
 
-def _read_series(source: Path, entry: units.SeriesEntry) -> _SeriesRead:
+def images_shown(segments: list[ExtractedSegment]) -> list[dict[str, Any]]:
+    """Which instance and frame each image shows; a projection, every instance it spans."""
+    shown: list[dict[str, Any]] = []
+    for segment in segments:
+        if segment.kind != SegmentKind.image:
+            continue
+        attributes = segment.attributes
+        if "sop_instance_uids" in attributes:
+            shown.extend(
+                {"label": segment.label, "sop_instance_uid": uid, "projection": "mip"}
+                for uid in attributes["sop_instance_uids"]
+            )
+        else:
+            shown.append(
+                {
+                    "label": segment.label,
+                    **{k: attributes[k] for k in _PROVENANCE if k in attributes},
+                }
+            )
+    return shown
+
+
+def _read_series(source: Path, entry: units.SeriesEntry, position: int) -> _SeriesRead:
     headers: list[InstanceHeader] = []
     paths: list[Path] = []
     unreadable: list[str] = []
@@ -149,7 +182,7 @@ def _read_series(source: Path, entry: units.SeriesEntry) -> _SeriesRead:
     assembled = series.assemble(headers)
     for why in unreadable:
         assembled.notes.append(f"instance file {why}")
-    return _SeriesRead(entry, headers, paths, assembled, unreadable)
+    return _SeriesRead(entry, headers, paths, assembled, unreadable, position)
 
 
 def _identifiers(read: list[_SeriesRead]) -> dict[str, Any]:
@@ -184,7 +217,6 @@ def _series_segments(
 ) -> tuple[list[ExtractedSegment], str | None]:
     """The sampled images of one series as segments (and why there are none, if so)."""
     header = one.first
-    pictures.check_pixel_count(header.columns, header.rows, limits, f"series {one.number}")
     chosen = series.sample(one.assembled, count)
     ct_windows = (
         [rendering.CT_WINDOWS[name] for name in media.dicom_ct_windows]
@@ -193,14 +225,16 @@ def _series_segments(
     )
     ocr_wanted = header.modality not in media.dicom_ocr_skip_modalities
     segments: list[ExtractedSegment] = []
-    datasets: dict[int, pydicom.Dataset] = {}
     damaged: list[str] = []
     with decoding.FrameDecoder(media) as decoder:
         try:
             for stack_index, slice_index in chosen:
                 image = one.assembled.stacks[stack_index].slices[slice_index]
                 path = one.paths[image.member]
-                dataset = datasets.setdefault(image.member, _header_dataset(path))
+                pictures.check_pixel_count(
+                    image.columns, image.rows, limits, f"each image of series {one.number}"
+                )
+                dataset = one.dataset(image.member)
                 try:
                     pixels = _decoded(decoder, path, dataset, image.frame)
                 except errors.CorruptFileError as exc:
@@ -211,7 +245,7 @@ def _series_segments(
                         one,
                         stack_index,
                         slice_index,
-                        rendering.rendered(pixels, dataset, ct_windows),
+                        rendering.rendered(pixels, dataset, ct_windows, image.frame),
                         _label(one, stack_index, slice_index),
                         first_index + len(segments),
                         ct_windows,
@@ -234,11 +268,6 @@ def _series_segments(
             f"no sampled image of series {one.number} could be decoded: {damaged[0]}"
         )
     return segments, None
-
-
-def _header_dataset(path: Path) -> pydicom.Dataset:
-    """The instance's attributes that rendering needs, its pixel data left on disk."""
-    return pydicom.dcmread(path, stop_before_pixels=True)
 
 
 def _decoded(
@@ -276,7 +305,7 @@ def _image_segment(
 ) -> ExtractedSegment:
     stack = one.assembled.stacks[stack_index]
     image = stack.slices[slice_index]
-    artifact_name = f"s{one.number}-{stack_index + 1}-{slice_index + 1:05d}.png"
+    artifact_name = f"series{one.position + 1:03d}-{stack_index + 1}-{slice_index + 1:05d}.png"
     png = pictures.save_png(picture, artifacts_dir / artifact_name)
     text = _caption(one, stack, image, slice_index, ct_windows)
     attributes: dict[str, Any] = {
@@ -348,20 +377,28 @@ def _projections(
     for stack_index, stack in enumerate(one.assembled.stacks):
         if stack.normal is None or len(stack.slices) < 2:
             continue
-        dataset = _header_dataset(one.paths[stack.slices[0].member])
         highest: np.ndarray | None = None
+        projected: list[str] = []
         for image in stack.slices:
-            values = rendering.modality_values(
-                _decoded(decoder, one.paths[image.member], dataset, image.frame), dataset
-            )
+            dataset = one.dataset(image.member)  # each instance's own rescale
+            try:
+                stored = _decoded(decoder, one.paths[image.member], dataset, image.frame)
+            except errors.CorruptFileError as exc:
+                one.assembled.notes.append(f"left out of the MIP: {exc.message}")
+                continue
+            values = rendering.modality_values(stored, dataset, image.frame)
             highest = values if highest is None else np.maximum(highest, values)
+            projected.append(image.sop_instance_uid)
+        if highest is None:
+            continue
+        dataset = one.dataset(stack.slices[0].member)
         assert highest is not None
         picture = (
             rendering.windows_as_channels(highest, ct_windows)
             if ct_windows
             else rendering.voi_rendered(highest, dataset)
         )
-        name = f"s{one.number}-{stack_index + 1}-mip.png"
+        name = f"series{one.position + 1:03d}-{stack_index + 1}-mip.png"
         pictures.save_png(picture, artifacts_dir / name)
         made.append(
             ExtractedSegment(
@@ -378,7 +415,7 @@ def _projections(
                     "height": picture.height,
                     "series_instance_uid": one.entry.series_instance_uid,
                     "projection": "mip",
-                    "sop_instance_uids": [s.sop_instance_uid for s in stack.slices],
+                    "sop_instance_uids": projected,
                 },
             )
         )

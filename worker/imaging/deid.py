@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataelem import DataElement
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from worker import ocr
 from worker.config import MediaSettings
@@ -114,8 +114,9 @@ def deidentify(
     """
     patient_id = str(dataset.get("PatientID", "") or "")
     result = Deidentified(dataset)
-    result.patient = (patient_id, pseudonyms.patient(patient_id))
-    offset = pseudonyms.date_offset_days(patient_id)
+    key = patient_key(dataset)
+    result.patient = (patient_id or key, pseudonyms.patient(key))
+    offset = pseudonyms.date_offset_days(key)
     fragments = identifier_fragments(identifiers)
 
     def visit(item: pydicom.Dataset) -> None:
@@ -141,6 +142,19 @@ def deidentify(
         result.date_offset_days = offset
     _mark(dataset, profile)
     return result
+
+
+def patient_key(dataset: pydicom.Dataset) -> str:
+    """Whose the instance is: issuer and PatientID, or its study when it names no patient.
+
+    Two patients with one ID from different issuers stay apart; instances
+    without a PatientID are not all made one patient.
+    """
+    patient_id = str(dataset.get("PatientID", "") or "").strip()
+    if not patient_id:
+        return f"(no PatientID) study {dataset.get('StudyInstanceUID', '')}"
+    issuer = str(dataset.get("IssuerOfPatientID", "") or "").strip()
+    return f"{issuer}|{patient_id}" if issuer else patient_id
 
 
 def _is_curve_or_overlay(element: DataElement) -> bool:
@@ -179,6 +193,8 @@ def _replaced_uids(value: Any, result: Deidentified, pseudonyms: Pseudonyms) -> 
     if not value:
         return value
     original = str(value)
+    if UID(original).name != original:
+        return value  # a registered SOP class, transfer syntax or coding scheme: not an instance
     return result.uids.setdefault(original, pseudonyms.uid(original))
 
 
@@ -295,13 +311,17 @@ def _found_text(
             text in fragment or fragment in text for fragment in fragments
         ):
             boxes.append(box)
-        elif word.confidence >= media.ocr_min_confidence and len(text) >= _MIN_MATCHED_LENGTH:
-            unmatched.append({"text": word.text, "box": list(box)})
+        elif text:
+            # Whatever its confidence or script: a misread name is still a name.
+            unmatched.append(
+                {"text": word.text, "confidence": round(word.confidence, 2), "box": list(box)}
+            )
     return boxes, unmatched
 
 
 def _normalised(text: str) -> str:
-    return re.sub(r"[^0-9A-Z]", "", text.upper())
+    """Letters and digits of any script, upper case (so "Иванов" is matched too)."""
+    return re.sub(r"[\W_]", "", text.upper())
 
 
 def _blank_value(pixels: np.ndarray) -> Any:
@@ -327,11 +347,11 @@ def _store_pixels(
     dataset: pydicom.Dataset, frames: list[np.ndarray], header: pydicom.Dataset
 ) -> None:
     """The cleaned frames as uncompressed pixel data (lossless), decoded colour as RGB."""
-    stacked = np.stack(frames) if len(frames) > 1 else frames[0]
+    stacked = np.ascontiguousarray(np.stack(frames) if len(frames) > 1 else frames[0])
+    colour = int(header.get("SamplesPerPixel", 1)) > 1
+    photometric = "RGB" if colour else str(header.get("PhotometricInterpretation", "MONOCHROME2"))
+    bits_stored = min(int(header.get("BitsStored", 8) or 8), stacked.dtype.itemsize * 8)
+    # set_pixel_data keeps BitsAllocated, BitsStored, HighBit, PixelRepresentation and
+    # NumberOfFrames consistent with the array, and drops the encapsulation's offset tables.
     dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    if int(header.get("SamplesPerPixel", 1)) > 1:
-        dataset.PhotometricInterpretation = "RGB"  # pydicom decodes YBR to RGB
-        dataset.PlanarConfiguration = 0
-    dataset.BitsAllocated = stacked.dtype.itemsize * 8
-    dataset.PixelData = np.ascontiguousarray(stacked).tobytes()
-    dataset["PixelData"].VR = "OW" if dataset.BitsAllocated > 8 else "OB"
+    dataset.set_pixel_data(stacked, photometric, max(bits_stored, 1), generate_instance_uid=False)

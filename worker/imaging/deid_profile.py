@@ -9,9 +9,13 @@ attributes an IOD requires present (Type 2), X otherwise.
 
 The options of Table E.1-1 are composable profiles that change those actions:
 each is a column of the table, applied here on top of the Basic Profile in
-the order given. ``resolve`` returns the action for a keyword under a list
-of options; private attributes, overlays and curves are removed unless
-Retain Safe Private names them.
+the order given. :meth:`Profile.action` returns the action for an attribute
+under a list of options. Private attributes, overlays and curves are always
+removed: Retain Safe Private (113111) is not offered, because no private
+attribute is on a safe list here yet, and claiming the option would say
+otherwise. An attribute the table does not name is judged by its VR: dates
+and times removed (shifted under modified dates), person names emptied, UIDs
+replaced (registered class and syntax UIDs kept); other values are kept.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "retain-patient-characteristics": ("113108", "Retain Patient Characteristics Option"),
     "retain-device-identity": ("113109", "Retain Device Identity Option"),
     "retain-uids": ("113110", "Retain UIDs Option"),
-    "retain-safe-private": ("113111", "Retain Safe Private Option"),
 }
 
 # The Basic Profile (Table E.1-1), by keyword. Attributes not named here and not
@@ -216,7 +219,13 @@ BASIC: dict[str, str] = {
     # --- references that carry the identity of other objects ------------------------
     "SourceImageSequence": "X",
     "ReferencedImageSequence": "X",
+    # --- report content: an SR's or KO's tree holds names and findings as free text ----
+    "ContentSequence": "X",
+    "TextValue": "X",
+    "ContentCreatorIdentificationCodeSequence": "X",
 }
+# What an attribute the table does not name gets, by its VR.
+_BY_VR = {"DA": "X", "DT": "X", "TM": "X", "PN": "Z", "UI": "U"}
 
 _PATIENT_CHARACTERISTICS = (
     "PatientSex",
@@ -285,8 +294,8 @@ class Profile:
         return [OPTIONS[name] for name in self.options]
 
     def action(self, keyword: str, vr: str) -> str:
-        """The action for a public attribute (K when the table does not name it)."""
-        action = BASIC.get(keyword, "K")
+        """The action for a public attribute; unnamed ones by VR (see the module's docstring)."""
+        action = BASIC.get(keyword) or _BY_VR.get(vr, "K")
         if action == "K":
             return action
         if self.has("retain-uids") and action == "U":

@@ -18,7 +18,7 @@ import pydicom
 import pydicom.pixels
 from PIL import Image
 
-from worker import pictures
+from worker import errors, pictures
 
 
 @dataclass(frozen=True)
@@ -68,25 +68,71 @@ def windows_as_channels(values: np.ndarray, windows: Sequence[Window]) -> Image.
     return Image.fromarray(np.stack(channels, axis=-1), mode="RGB")
 
 
-def modality_values(pixels: np.ndarray, dataset: pydicom.Dataset) -> np.ndarray:
-    """Stored values through the modality LUT (rescale slope and intercept), as floats."""
+def modality_values(
+    pixels: np.ndarray, dataset: pydicom.Dataset, frame: int | None = None
+) -> np.ndarray:
+    """Stored values through the modality LUT (rescale slope and intercept), as floats.
+
+    Enhanced multi-frame objects keep the rescale in their functional groups
+    (per frame, else shared); the top level is the fallback, then pydicom's
+    own modality LUT handling.
+    """
+    transformation = _pixel_value_transformation(dataset, frame)
+    if transformation is not None and "RescaleSlope" in transformation:
+        slope = float(transformation.RescaleSlope)
+        intercept = float(transformation.get("RescaleIntercept", 0) or 0)
+        return pixels.astype(np.float64) * slope + intercept
     return pydicom.pixels.apply_modality_lut(pixels, dataset).astype(np.float64)
 
 
+def _pixel_value_transformation(
+    dataset: pydicom.Dataset, frame: int | None
+) -> pydicom.Dataset | None:
+    groups = []
+    per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+    if per_frame and frame is not None and frame < len(per_frame):
+        groups.append(per_frame[frame])
+    shared = dataset.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+    for group in groups:
+        sequence = group.get("PixelValueTransformationSequence")
+        if sequence:
+            return sequence[0]
+    return None
+
+
 def rendered(
-    pixels: np.ndarray, dataset: pydicom.Dataset, ct_windows: Sequence[Window] = ()
+    pixels: np.ndarray,
+    dataset: pydicom.Dataset,
+    ct_windows: Sequence[Window] = (),
+    frame: int | None = None,
 ) -> Image.Image:
     """One decoded frame as an 8-bit picture.
 
     Colour stays RGB; grey goes through ``ct_windows`` when given (CT only)
     or the stored VOI window; MONOCHROME1 is inverted so bone is white.
+    ``frame`` (0-based) picks an enhanced object's per-frame rescale. Raises
+    :class:`~worker.errors.CorruptFileError` when the attributes that say how
+    to render are missing or invalid (a palette without its LUT).
     """
+    try:
+        return _rendered(pixels, dataset, ct_windows, frame)
+    except (ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise errors.CorruptFileError(
+            f"the DICOM image cannot be rendered: its LUT or window attributes are invalid ({exc})"
+        ) from exc
+
+
+def _rendered(
+    pixels: np.ndarray, dataset: pydicom.Dataset, ct_windows: Sequence[Window], frame: int | None
+) -> Image.Image:
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip()
     if photometric == "PALETTE COLOR":
         pixels = pydicom.pixels.apply_color_lut(pixels, dataset)
     if pixels.ndim == 3:
         return colour_to_8_bit(pixels)
-    values = modality_values(pixels, dataset)
+    values = modality_values(pixels, dataset, frame)
     if ct_windows:
         return windows_as_channels(values, ct_windows)
     picture = voi_rendered(values, dataset)

@@ -370,7 +370,12 @@ def sample(assembled: AssembledSeries, count: int) -> list[tuple[int, int]]:
     if not stacks or count < 1:
         return []
     total = assembled.image_count
-    shares = [max(1, round(count * len(stack.slices) / total)) for stack in stacks]
+    exact = [count * len(stack.slices) / total for stack in stacks]
+    shares = [max(1, int(share)) for share in exact]
+    # What rounding down left over goes to the largest remainders (Hamilton's method).
+    by_remainder = sorted(range(len(stacks)), key=lambda i: exact[i] - int(exact[i]), reverse=True)
+    for index in by_remainder[: max(count - sum(shares), 0)]:
+        shares[index] += 1
     while sum(shares) > max(count, len(stacks)):
         shares[shares.index(max(shares))] -= 1
     return [
