@@ -72,11 +72,15 @@ def export(
     if not instances:
         raise errors.UsageError(f"job {job_id} has no indexed DICOM instance to de-identify")
     pseudonyms = deid.Pseudonyms(installation_secret(settings))
+    try:
+        safe_private = frozenset(deid.SafePrivate.parse(t) for t in settings.deid.safe_private)
+    except ValueError as exc:
+        raise errors.ConfigurationError(f"SIEVE_DEID__SAFE_PRIVATE: {exc}") from None
     made = DeidExport()
     mappings: dict[tuple[str, str], tuple[str, str | None]] = {}
     for instance in instances:
         try:
-            written = _one(settings, instance, profile, pseudonyms, out_dir, made)
+            written = _one(settings, instance, profile, pseudonyms, safe_private, out_dir, made)
         except (errors.InputError, *HEADER_ERRORS, AttributeError) as exc:
             # One damaged instance fails alone; the rest of the archive is still copied.
             code = exc.code if isinstance(exc, errors.SieveError) else errors.CorruptFileError.code
@@ -126,6 +130,7 @@ def _one(
     instance: DicomInstance,
     profile: Profile,
     pseudonyms: deid.Pseudonyms,
+    safe_private: frozenset[deid.SafePrivate],
     out_dir: Path,
     made: DeidExport,
 ) -> _Written:
@@ -134,7 +139,7 @@ def _one(
     header = pydicom.dcmread(source, stop_before_pixels=True)
     identifiers = dicom_identifiers(header)
     original_study = str(header.get("StudyInstanceUID", ""))
-    result = deid.deidentify(dataset, profile, pseudonyms, identifiers)
+    result = deid.deidentify(dataset, profile, pseudonyms, identifiers, safe_private)
     if profile.has("clean-pixel") and "PixelData" in dataset:
         result.pixels = deid.clean_pixels(source, dataset, header, identifiers, settings.media)
         made.frames_cleaned += result.pixels.frames

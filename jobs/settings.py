@@ -85,6 +85,9 @@ class DeidSettings(BaseModel):
     """
 
     secret: SecretStr | None = None
+    # Private attributes known to hold nothing identifying, kept under retain-safe-private:
+    # "GROUP,CREATOR,ELEMENT" in hex, e.g. "0019,GEMS_ACQU_01,1B". Empty: none is kept.
+    safe_private: list[str] = Field(default_factory=list)
 
 
 class Settings(WorkerConfig, BaseSettings):

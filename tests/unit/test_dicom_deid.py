@@ -265,5 +265,25 @@ def test_a_structured_reports_text_and_unnamed_dates_and_uids_do_not_survive() -
     assert dataset.SOPInstanceUID != original.SOPInstanceUID
     text = " ".join(_strings(dataset))
     assert str(original.PatientName).split("^")[0] not in text
-    with pytest.raises(ValueError, match="unknown de-identification option"):
-        Profile.parse("retain-safe-private")  # not offered: no private attribute is known safe
+
+
+def test_retain_safe_private_keeps_only_what_is_listed_safe(ct_slices: list[Path]) -> None:
+    def with_private() -> pydicom.Dataset:
+        dataset = pydicom.dcmread(ct_slices[0])
+        block = dataset.private_block(0x0019, "ACME_SCAN_01", create=True)
+        block.add_new(0x1B, "DS", "2.5")  # a scan parameter: listed safe
+        block.add_new(0x20, "LO", "Okonkwo")  # a technologist's note: not listed
+        return dataset
+
+    safe = frozenset({deid.SafePrivate.parse("0019,ACME_SCAN_01,1B")})
+    kept = with_private()
+    deid.deidentify(kept, Profile.parse("retain-safe-private"), deid.Pseudonyms(SECRET), {}, safe)
+    assert kept.private_block(0x0019, "ACME_SCAN_01")[0x1B].value == 2.5
+    assert (0x0019, 0x1020) not in kept
+    assert "113111" in [c.CodeValue for c in kept.DeidentificationMethodCodeSequence]
+
+    removed = with_private()
+    deid.deidentify(removed, Profile.parse("basic"), deid.Pseudonyms(SECRET), {}, safe)
+    assert not any(element.tag.is_private for element in removed)
+    with pytest.raises(ValueError, match="GROUP,CREATOR,ELEMENT"):
+        deid.SafePrivate.parse("0019-ACME")

@@ -100,11 +100,35 @@ class Deidentified:
     pixels: PixelCleaning | None = None
 
 
+@dataclass(frozen=True)
+class SafePrivate:
+    """A private attribute known to hold nothing identifying: group, creator, element byte.
+
+    Written ``"0019,GEMS_ACQU_01,1B"`` in ``SIEVE_DEID__SAFE_PRIVATE``: the
+    group, the private creator's value, and the low byte of the element.
+    """
+
+    group: int
+    creator: str
+    element: int
+
+    @classmethod
+    def parse(cls, text: str) -> SafePrivate:
+        try:
+            group, creator, element = (part.strip() for part in text.split(","))
+            return cls(int(group, 16), creator, int(element, 16))
+        except ValueError:
+            raise ValueError(
+                f"a safe private attribute is GROUP,CREATOR,ELEMENT in hex, not {text!r}"
+            ) from None
+
+
 def deidentify(
     dataset: pydicom.Dataset,
     profile: Profile,
     pseudonyms: Pseudonyms,
     identifiers: dict[str, Any],
+    safe_private: frozenset[SafePrivate] = frozenset(),
 ) -> Deidentified:
     """``dataset`` de-identified in place by ``profile`` (headers only; pixels: clean_pixels).
 
@@ -119,8 +143,12 @@ def deidentify(
     offset = pseudonyms.date_offset_days(key)
     fragments = identifier_fragments(identifiers)
 
+    keep_private = safe_private if profile.has("retain-safe-private") else frozenset()
+
     def visit(item: pydicom.Dataset) -> None:
         for element in list(item):
+            if element.tag.is_private and _is_safe_private(item, element, keep_private):
+                continue
             if element.tag.is_private or _is_curve_or_overlay(element):
                 del item[element.tag]
                 result.removed += 1
@@ -155,6 +183,21 @@ def patient_key(dataset: pydicom.Dataset) -> str:
         return f"(no PatientID) study {dataset.get('StudyInstanceUID', '')}"
     issuer = str(dataset.get("IssuerOfPatientID", "") or "").strip()
     return f"{issuer}|{patient_id}" if issuer else patient_id
+
+
+def _is_safe_private(
+    item: pydicom.Dataset, element: DataElement, safe: frozenset[SafePrivate]
+) -> bool:
+    """Whether Retain Safe Private keeps this private element (or the creator of a kept one)."""
+    if not safe:
+        return False
+    group, number = element.tag.group, element.tag.element
+    if 0x0010 <= number <= 0x00FF:  # a private creator: kept when one of its elements is
+        return any(s.group == group and s.creator == str(element.value).strip() for s in safe)
+    creator = item.get((group, number >> 8))
+    if creator is None:
+        return False
+    return SafePrivate(group, str(creator.value).strip(), number & 0xFF) in safe
 
 
 def _is_curve_or_overlay(element: DataElement) -> bool:

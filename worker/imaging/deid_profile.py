@@ -10,10 +10,10 @@ attributes an IOD requires present (Type 2), X otherwise.
 The options of Table E.1-1 are composable profiles that change those actions:
 each is a column of the table, applied here on top of the Basic Profile in
 the order given. :meth:`Profile.action` returns the action for an attribute
-under a list of options. Private attributes, overlays and curves are always
-removed: Retain Safe Private (113111) is not offered, because no private
-attribute is on a safe list here yet, and claiming the option would say
-otherwise. An attribute the table does not name is judged by its VR: dates
+under a list of options. Private attributes, overlays and curves are removed;
+under Retain Safe Private (113111) the private attributes an admin listed as
+safe (``SIEVE_DEID__SAFE_PRIVATE``, by group, creator and element) are kept,
+and none other. An attribute the table does not name is judged by its VR: dates
 and times removed (shifted under modified dates), person names emptied, UIDs
 replaced (registered class and syntax UIDs kept); other values are kept.
 """
@@ -35,6 +35,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "retain-patient-characteristics": ("113108", "Retain Patient Characteristics Option"),
     "retain-device-identity": ("113109", "Retain Device Identity Option"),
     "retain-uids": ("113110", "Retain UIDs Option"),
+    "retain-safe-private": ("113111", "Retain Safe Private Option"),
 }
 
 # The Basic Profile (Table E.1-1), by keyword. Attributes not named here and not
