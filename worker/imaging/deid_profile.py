@@ -15,7 +15,8 @@ under Retain Safe Private (113111) the private attributes an admin listed as
 safe (``SIEVE_DEID__SAFE_PRIVATE``, by group, creator and element) are kept,
 and none other. An attribute the table does not name is judged by its VR: dates
 and times removed (shifted under modified dates), person names emptied, UIDs
-replaced (registered class and syntax UIDs kept); other values are kept.
+replaced (registered class and syntax UIDs kept), free text (LT, ST, UT)
+removed; other values (codes, numbers, short strings) are kept.
 """
 
 from __future__ import annotations
@@ -220,13 +221,37 @@ BASIC: dict[str, str] = {
     # --- references that carry the identity of other objects ------------------------
     "SourceImageSequence": "X",
     "ReferencedImageSequence": "X",
+    # --- clinical trials: subject and site identify the patient and where they were ----
+    "ClinicalTrialSubjectID": "D",
+    "ClinicalTrialSubjectReadingID": "D",
+    "ClinicalTrialSiteID": "X",
+    "ClinicalTrialSiteName": "X",
+    "ClinicalTrialSponsorName": "X",
+    "ClinicalTrialProtocolName": "X",
+    "ClinicalTrialTimePointDescription": "X",
+    "ClinicalTrialCoordinatingCenterName": "X",
+    "ClinicalTrialSeriesDescription": "X",
+    "IssuerOfTheContainerIdentifierSequence": "X",
+    "PatientTransportArrangements": "X",
+    "SpecialNeeds": "X",
+    "VisitComments": "X",
+    "ProtocolContextSequence": "X",
+    "Arbitrary": "X",
+    "TextComments": "X",
+    "TextString": "X",
+    "GraphicAnnotationSequence": "X",
+    "IconImageSequence": "X",
+    "DigitalSignaturesSequence": "X",
+    "OriginalAttributesSequence": "X",
+    "ModifiedAttributesSequence": "X",
     # --- report content: an SR's or KO's tree holds names and findings as free text ----
     "ContentSequence": "X",
     "TextValue": "X",
     "ContentCreatorIdentificationCodeSequence": "X",
 }
 # What an attribute the table does not name gets, by its VR.
-_BY_VR = {"DA": "X", "DT": "X", "TM": "X", "PN": "Z", "UI": "U"}
+# Free text (LT, ST, UT) is where people write names: removed unless the table keeps it.
+_BY_VR = {"DA": "X", "DT": "X", "TM": "X", "PN": "Z", "UI": "U", "LT": "X", "ST": "X", "UT": "X"}
 
 _PATIENT_CHARACTERISTICS = (
     "PatientSex",
