@@ -8,8 +8,9 @@ into exit codes, and ``jobs.cli.main`` the one place that prints them.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -119,6 +120,18 @@ def require_job(session_factory: sessionmaker[Session], job_id: int) -> None:
     """Raise :class:`~worker.errors.NotFoundError` unless job ``job_id`` exists."""
     with session_factory() as session:
         status_module.resolve_job_id(session, job_id)
+
+
+@contextlib.contextmanager
+def job_session(settings: Settings, job_id: int) -> Iterator[Session]:
+    """A session on the database, for a job that must exist; the engine closed after."""
+    engine, session_factory = open_database(settings)
+    try:
+        require_job(session_factory, job_id)
+        with session_factory() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def dispatcher(settings: Settings) -> Dispatcher:

@@ -58,13 +58,8 @@ def mapping(job_id: int, kind: str | None) -> None:
     from jobs import deid_export, submit
 
     settings = commands.load_settings()
-    engine, session_factory = commands.open_database(settings)
-    commands.require_job(session_factory, job_id)
-    try:
-        with session_factory() as session:
-            rows = deid_export.read_mapping(session, job_id, submit.submitter_identity(), kind)
-            for row in rows:
-                click.echo(f"{row.kind}\t{row.original}\t{row.replacement}")
-    finally:
-        engine.dispose()
+    with commands.job_session(settings, job_id) as session:
+        rows = deid_export.read_mapping(session, job_id, submit.submitter_identity(), kind)
+        for row in rows:
+            click.echo(f"{row.kind}\t{row.original}\t{row.replacement}")
     console.print(f"{len(rows)} mapping rows (this read is recorded in the audit trail)")

@@ -196,13 +196,8 @@ def export(
         review_fields=tuple(f.strip() for f in (review_fields or "").split(",") if f.strip()),
         dialect=dialect,
     )
-    engine, session_factory = commands.open_database(settings)
-    commands.require_job(session_factory, job_id)
-    try:
-        with session_factory() as session, console.status("producing…"):
-            made = production.produce(session, settings, job_id, out_dir, options)
-    finally:
-        engine.dispose()
+    with commands.job_session(settings, job_id) as session, console.status("producing…"):
+        made = production.produce(session, settings, job_id, out_dir, options)
     documents = made.documents
     span = f"{documents[0].begin}–{documents[-1].end}" if documents else "nothing"
     console.print(
@@ -225,15 +220,10 @@ def _deidentified_copy(job_id: int, profile_text: str, out_dir: Path) -> None:
     except ValueError as exc:
         raise errors.UsageError(str(exc)) from None
     settings = commands.load_settings()
-    engine, session_factory = commands.open_database(settings)
-    commands.require_job(session_factory, job_id)
-    try:
-        with session_factory() as session, console.status("de-identifying…"):
-            made = deid_export.export(
-                session, settings, job_id, out_dir, profile, submit.submitter_identity()
-            )
-    finally:
-        engine.dispose()
+    with commands.job_session(settings, job_id) as session, console.status("de-identifying…"):
+        made = deid_export.export(
+            session, settings, job_id, out_dir, profile, submit.submitter_identity()
+        )
     console.print(
         f"de-identified {len(made.files)} instances of {len(made.studies)} studies "
         f"({', '.join(profile.options)}) → {out_dir}"
@@ -247,21 +237,21 @@ def _deidentified_copy(job_id: int, profile_text: str, out_dir: Path) -> None:
             console.print(
                 f"  {entry['sop_instance_uid']} frame {entry['frame']}: {entry['text']!r}"
             )
+    for failure in made.failed:
+        console.print(
+            f"[red]not copied[/] {failure['path']}: {failure['error_code']}: {failure['error']}"
+        )
+    sys.exit(commands.EXIT_ITEMS_FAILED if made.failed else commands.EXIT_OK)
 
 
 def _fhir_bundles(job_id: int, run_number: int | None, out_dir: Path) -> None:
     from jobs import fhir_export, submit
 
     settings = commands.load_settings()
-    engine, session_factory = commands.open_database(settings)
-    commands.require_job(session_factory, job_id)
-    try:
-        with session_factory() as session:
-            written = fhir_export.write_bundles(
-                session, job_id, out_dir, run_number, submit.submitter_identity()
-            )
-    finally:
-        engine.dispose()
+    with commands.job_session(settings, job_id) as session:
+        written = fhir_export.write_bundles(
+            session, job_id, out_dir, run_number, submit.submitter_identity()
+        )
     console.print(
         f"wrote {len(written)} FHIR bundles (DiagnosticReport + Observations) → {out_dir}"
     )
@@ -276,32 +266,25 @@ def _dicom_reports(
     for name in destinations:
         dicom_send.destination(settings, name)  # an unknown name fails before anything is written
     actor = submit.submitter_identity()
-    engine, session_factory = commands.open_database(settings)
-    commands.require_job(session_factory, job_id)
     failed = 0
-    try:
-        with session_factory() as session:
-            with console.status("writing structured reports…"):
-                written = dicom_sr.write_reports(
-                    session, settings, job_id, out_dir, run_number, actor
+    with commands.job_session(settings, job_id) as session:
+        with console.status("writing structured reports…"):
+            written = dicom_sr.write_reports(session, settings, job_id, out_dir, run_number, actor)
+        studies = len({report.study_instance_uid for report in written})
+        references = sum(report.referenced for report in written)
+        console.print(
+            f"wrote {len(written)} Comprehensive SR objects (TID 1500) for {studies} "
+            f"studies, referencing {references} instances → {out_dir}"
+        )
+        for name in destinations:
+            with console.status(f"sending to {name}…"):
+                outcomes = dicom_send.send_objects(
+                    session, settings, name, [w.path for w in written], job_id, actor
                 )
-            studies = len({report.study_instance_uid for report in written})
-            references = sum(report.referenced for report in written)
-            console.print(
-                f"wrote {len(written)} Comprehensive SR objects (TID 1500) for {studies} "
-                f"studies, referencing {references} instances → {out_dir}"
-            )
-            for name in destinations:
-                with console.status(f"sending to {name}…"):
-                    outcomes = dicom_send.send_objects(
-                        session, settings, name, [w.path for w in written], job_id, actor
-                    )
-                for outcome in outcomes:
-                    mark = "sent" if outcome.sent else "NOT SENT"
-                    click.echo(f"{name}\t{outcome.sop_instance_uid}\t{mark}\t{outcome.detail}")
-                failed += sum(1 for outcome in outcomes if not outcome.sent)
-    finally:
-        engine.dispose()
+            for outcome in outcomes:
+                mark = "sent" if outcome.sent else "NOT SENT"
+                click.echo(f"{name}\t{outcome.sop_instance_uid}\t{mark}\t{outcome.detail}")
+            failed += sum(1 for outcome in outcomes if not outcome.sent)
     sys.exit(commands.EXIT_ITEMS_FAILED if failed else commands.EXIT_OK)
 
 
@@ -315,16 +298,11 @@ def _privilege_log(
 ) -> None:
     from jobs import privilege_log
 
-    engine, session_factory = commands.open_database(commands.load_settings())
-    commands.require_job(session_factory, job_id)
     request = privilege_log.LogRequest(
         job_id, style, privilege_run_number, production_dir, confirmed_only
     )
-    try:
-        with session_factory() as session:
-            columns, rows = privilege_log.log_rows(session, request)
-    finally:
-        engine.dispose()
+    with commands.job_session(commands.load_settings(), job_id) as session:
+        columns, rows = privilege_log.log_rows(session, request)
     privilege_log.write_log(output, columns, rows)
     console.print(f"wrote {len(rows)} privilege log rows ({style}) to {output}")
 
@@ -343,15 +321,10 @@ def confirm(job_id: int, item_ids: tuple[int, ...], run_number: int | None) -> N
     from jobs import privilege_log
     from jobs.submit import submitter_identity
 
-    engine, session_factory = commands.open_database(commands.load_settings())
-    commands.require_job(session_factory, job_id)
-    try:
-        with session_factory() as session:
-            count = privilege_log.confirm(
-                session, job_id, list(item_ids), run_number, submitter_identity()
-            )
-    finally:
-        engine.dispose()
+    with commands.job_session(commands.load_settings(), job_id) as session:
+        count = privilege_log.confirm(
+            session, job_id, list(item_ids), run_number, submitter_identity()
+        )
     console.print(f"confirmed {count} answer(s) of job {job_id}")
 
 
