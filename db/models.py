@@ -416,6 +416,89 @@ class DeidMapping(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class UserRole(str, enum.Enum):
+    """What a person signed in to the console or the API may do."""
+
+    admin = "admin"  # submit, re-run, pause, cancel; manage users and grants
+    reviewer = "reviewer"  # read the jobs granted to them and record decisions on items
+    auditor = "auditor"  # read audit trails and reports, verify chains; no document content
+
+
+class User(Base):
+    """A local account: a name, a role and an Argon2 hash of the password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[UserRole] = mapped_column(_enum_column(UserRole))
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id, parameters in the hash
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column()  # no login, no token while set
+
+
+class ApiToken(Base):
+    """A bearer token for the API; only its SHA-256 is kept (the token is shown once)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie's SHA-256, its CSRF token and when it ends."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    cookie_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))  # the client it was opened from
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    ended_at: Mapped[dt.datetime | None] = mapped_column()  # signed out
+
+    user: Mapped[User] = relationship()
+
+
+class JobGrant(Base):
+    """A reviewer's access to one job's documents."""
+
+    __tablename__ = "job_grants"
+    __table_args__ = (UniqueConstraint("user_id", "job_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"), index=True)
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReviewDecision(Base):
+    """A person's verdict on what the model said about an item in a run."""
+
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="RESTRICT"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    decision: Mapped[str] = mapped_column(String(16))  # "agree", "disagree" or "note"
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
 class AuditEvent(Base):
     """One append-only, hash-chained record of something that happened.
 

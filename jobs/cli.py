@@ -669,6 +669,7 @@ def _attach_optional_groups() -> None:
     from jobs.imaging_cli import deid_group, pacs_group
     from jobs.models_cli import models
     from jobs.production_cli import export, production_group, review_group
+    from jobs.users_cli import CONSOLE_COMMANDS
 
     cli.add_command(models)
     cli.add_command(audit_group)
@@ -677,7 +678,7 @@ def _attach_optional_groups() -> None:
     cli.add_command(review_group)
     cli.add_command(deid_group)
     cli.add_command(pacs_group)
-    for command in ADMIN_COMMANDS:
+    for command in (*ADMIN_COMMANDS, *CONSOLE_COMMANDS):
         cli.add_command(command)
 
 

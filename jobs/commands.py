@@ -181,15 +181,17 @@ def publish_recorded(
     item_run_ids: list[int],
     what: str,
     job_id: int,
+    actor: str | None = None,
 ) -> None:
     """Hand committed item runs to the workers; a broker that is down leaves them pending.
 
-    ``what`` names the recorded thing for the message ("job 3", "run 2 of job 3").
+    ``what`` names the recorded thing for the message ("job 3", "run 2 of job 3");
+    ``actor`` who asked (default: the OS user).
     """
     from jobs.submit import submitter_identity
 
     try:
-        dispatcher(settings).publish(session_factory, item_run_ids, submitter_identity())
+        dispatcher(settings).publish(session_factory, item_run_ids, actor or submitter_identity())
     except Exception as exc:  # broker down: everything is recorded, items stay pending
         raise errors.BrokerUnavailableError(
             f"{what} is recorded but could not be queued ({type(exc).__name__}: {exc}); "

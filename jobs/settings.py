@@ -90,6 +90,19 @@ class DeidSettings(BaseModel):
     safe_private: list[str] = Field(default_factory=list)
 
 
+class WebSettings(BaseModel):
+    """``sieve serve``: sessions, sign-in throttling, TLS and uploads."""
+
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30)  # a working day
+    # Failed sign-ins allowed per (user, address) in the window before refusing more.
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0)
+    tls_certificate: Path | None = None  # PEM; with tls_key, the server speaks HTTPS
+    tls_key: Path | None = None
+    upload_max_bytes: int = Field(default=2 * 1024**3, gt=0)  # per uploaded file
+    page_size: int = Field(default=50, ge=1, le=1000)  # items per API page (the most asked for)
+
+
 class Settings(WorkerConfig, BaseSettings):
     """All of Sieve's configuration, typed: the worker's groups plus what only people use."""
 
@@ -103,6 +116,7 @@ class Settings(WorkerConfig, BaseSettings):
     hub: HubSettings = HubSettings()
     pacs: PacsSettings = PacsSettings()
     deid: DeidSettings = DeidSettings()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def settings_customise_sources(

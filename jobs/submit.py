@@ -190,13 +190,15 @@ def record_submission(
     executor: str,
     options: RunOptions = DEFAULT_RUN_OPTIONS,
     imaging: imaging_units.ImagingPlan | None = None,
+    actor: str | None = None,
 ) -> Submission:
     """Record job, first run, items, sources and item runs in one transaction.
 
     ``imaging``, when the files held DICOM, is the header pass's plan: its
-    index is written in the same transaction.
+    index is written in the same transaction. ``actor`` is who submitted
+    (default: the OS user; the console passes its signed-in user).
     """
-    user = submitter_identity()
+    user = actor or submitter_identity()
     host = socket.gethostname()
     model_name, model_reference = configured_model(settings.model)
     with transaction(session_factory) as session:
@@ -401,6 +403,7 @@ def submit(
     executor: str,
     progress: ProgressCallback | None = None,
     options: RunOptions = DEFAULT_RUN_OPTIONS,
+    actor: str | None = None,
 ) -> Submission:
     """Ingest ``paths`` and record a job with its first run (nothing is enqueued here)."""
     files = ingest_files(paths, settings, progress)
@@ -420,4 +423,5 @@ def submit(
         executor=executor,
         options=options,
         imaging=imaging,
+        actor=actor,
     )

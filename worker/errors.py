@@ -256,6 +256,39 @@ class ModelDownloadError(SieveError):
     code = "model_download_failed"
 
 
+# --- people at the console and the API (``sieve serve``, never an item) ------
+
+
+class AccessError(SieveError):
+    """Access was refused."""
+
+    code = "access_denied"
+
+
+class AuthenticationError(AccessError):
+    """Sign in first: no valid session or bearer token came with the request."""
+
+    code = "unauthenticated"
+
+
+class ForbiddenError(AccessError):
+    """Your role or your grants do not allow this."""
+
+    code = "forbidden"
+
+
+class CsrfError(ForbiddenError):
+    """The form did not carry this session's CSRF token; reload the page and try again."""
+
+    code = "csrf_failed"
+
+
+class RateLimitedError(AccessError):
+    """Too many failed sign-ins from this user and address; wait and try again."""
+
+    code = "rate_limited"
+
+
 def error_class_for(code: str) -> type[SieveError]:
     """The error class whose stored ``code`` is ``code`` (``SieveError`` if none).
 

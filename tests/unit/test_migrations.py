@@ -18,6 +18,7 @@ from db import migrate
 from db.models import Base
 from db.session import make_engine
 
+CONSOLE_TABLES = {"users", "api_tokens", "web_sessions", "job_grants", "review_decisions"}
 TABLES = {
     "jobs",
     "runs",
@@ -33,9 +34,10 @@ TABLES = {
     "dicom_series",
     "dicom_instances",
     "deid_mappings",
+    *CONSOLE_TABLES,
 }
 # Tables created after revision 0001 (0005: the e-mail metadata; 0007: the DICOM index;
-# 0008: the de-identification mappings).
+# 0008: the de-identification mappings; 0009: console access).
 TABLES_AT_0001 = TABLES - {
     "email_messages",
     "dicom_patients",
@@ -43,6 +45,7 @@ TABLES_AT_0001 = TABLES - {
     "dicom_series",
     "dicom_instances",
     "deid_mappings",
+    *CONSOLE_TABLES,
 }
 
 

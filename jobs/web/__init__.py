@@ -1,0 +1,1 @@
+"""The web console and REST API served by ``sieve serve`` (FastAPI, server-rendered pages)."""

@@ -1,0 +1,165 @@
+"""Who is asking, what their role lets them do, and the access log of what they read.
+
+A request is authenticated by a bearer token (the API's clients) or by the
+session cookie (the pages, and their scripts). A request that changes
+something with a cookie must also carry the session's CSRF token, in the
+``X-CSRF-Token`` header or the form's ``csrf_token`` field; a bearer token
+is not sent by browsers on their own, so it needs none.
+
+Every read of an item's content, of an artifact or of identifiers is an audit
+event in the job's hash chain, committed before the content is sent: there is
+no read without its record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from db import audit
+from db.models import Item, UserRole, WebSession
+from jobs import accounts
+from worker import errors
+
+SESSION_COOKIE = "sieve_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated principal of a request, and its browser session if it has one."""
+
+    principal: accounts.Principal
+    web_session_id: int | None
+    csrf_token: str | None
+    address: str
+
+
+def database(request: Request) -> Iterator[Session]:
+    """One database session per request, closed after the response."""
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _caller(request: Request, session: Session) -> Caller | None:
+    address = client_address(request)
+    token = _bearer_token(request)
+    if token is not None:
+        user = accounts.user_for_token(session, token)
+        if user is None:
+            return None
+        return Caller(accounts.principal_of(user, "token"), None, None, address)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    web_session: WebSession | None = accounts.session_for_cookie(session, cookie)
+    if web_session is None:
+        return None
+    return Caller(
+        accounts.principal_of(web_session.user, "session"),
+        web_session.id,
+        web_session.csrf_token,
+        address,
+    )
+
+
+async def caller(request: Request, session: Annotated[Session, Depends(database)]) -> Caller:
+    """The authenticated caller; a cookie request that changes something must pass CSRF."""
+    found = _caller(request, session)
+    if found is None:
+        raise errors.AuthenticationError()
+    if found.web_session_id is not None and request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER)
+        if given is None and _is_form(request):
+            given = str((await request.form()).get(CSRF_FIELD) or "")
+        if not given or not accounts.same_secret(given, found.csrf_token or ""):
+            raise errors.CsrfError()
+    request.state.caller = found
+    return found
+
+
+def _is_form(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
+
+
+def role(*allowed: UserRole) -> Callable[..., Caller]:
+    """A dependency that admits only these roles (403 for the others)."""
+
+    def check(found: Annotated[Caller, Depends(caller)]) -> Caller:
+        if found.principal.role not in allowed:
+            names = " or ".join(member.value for member in allowed)
+            raise errors.ForbiddenError(f"this needs the {names} role")
+        return found
+
+    return check
+
+
+admin_only = role(UserRole.admin)
+content_readers = role(UserRole.admin, UserRole.reviewer)
+anyone = role(UserRole.admin, UserRole.reviewer, UserRole.auditor)
+
+
+def require_content(session: Session, found: Caller, job_id: int) -> None:
+    """Raise 403 unless the caller may read this job's documents."""
+    if not accounts.may_read_content(session, found.principal, job_id):
+        raise errors.ForbiddenError(f"you have no grant to read job {job_id}'s documents")
+
+
+def require_job_view(session: Session, found: Caller, job_id: int) -> None:
+    """Raise 403 unless the caller may see this job's counts and reports."""
+    if not accounts.may_see_job(session, found.principal, job_id):
+        raise errors.ForbiddenError(f"you have no grant for job {job_id}")
+
+
+def record_access(
+    session: Session, found: Caller, item: Item, what: str, details: dict[str, Any] | None = None
+) -> None:
+    """Write and commit the access event for a read of ``item`` (before it is sent)."""
+    audit.append_event(
+        session,
+        audit.EventDraft(
+            action="content.viewed",
+            actor=found.principal.name,
+            job_id=item.job_id,
+            item_id=item.id,
+            item_sha256=item.sha256,
+            details={
+                "what": what,
+                "role": found.principal.role.value,
+                "via": found.principal.via,
+                "address": found.address,
+                **(details or {}),
+            },
+        ),
+    )
+    session.commit()
+
+
+def record_sign_in(session: Session, name: str, address: str, succeeded: bool, why: str) -> None:
+    """Sign-ins, failed or not, go into the global chain."""
+    audit.append_event(
+        session,
+        audit.EventDraft(
+            action="login.succeeded" if succeeded else "login.failed",
+            actor=name[:64] or "(empty)",
+            details={"address": address, "reason": why},
+        ),
+    )
+    session.commit()

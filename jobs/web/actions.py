@@ -1,0 +1,224 @@
+"""What the console and the API do on an admin's behalf: submit, re-run, pause, cancel.
+
+The same operations as the CLI's (``jobs.submit``, ``jobs.reruns``,
+``worker.recovery``), recorded under the signed-in user's name. Where workers
+serve the database the new item runs are published to the broker; on the
+embedded default (SQLite, no broker) one background thread of the server
+runs them with a model loaded once, as ``sieve run`` would.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobs import commands, item_filter, reruns
+from jobs.settings import Settings
+from jobs.submit import RunOptions, Submission, submit
+from worker import errors, recovery
+from worker.task_specs import TaskSpec, build_task
+
+logger = logging.getLogger(__name__)
+UPLOAD_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """A task as a form or a JSON body names it."""
+
+    name: str = "summarize"
+    labels: Sequence[str] = ()
+    prompt: str | None = None
+    schema: dict[str, Any] | None = None
+    case: str | None = None
+
+    def build(self, settings: Settings) -> TaskSpec:
+        options: dict[str, Any] = {}
+        if self.labels:
+            options["labels"] = [label.strip() for label in self.labels if label.strip()]
+        if self.prompt:
+            options["prompt"] = self.prompt
+        if self.schema is not None:
+            options["schema"] = self.schema
+        if self.case:
+            options["case"] = self.case
+        return build_task(self.name, options, settings.model.max_text_chars)
+
+
+class InProcessRunner:
+    """One background thread that runs recorded item runs here, for the embedded default."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self._waiting: queue.Queue[list[int]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, item_run_ids: list[int]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="sieve-web-run", daemon=True
+                )
+                self._thread.start()
+        self._waiting.put(item_run_ids)
+
+    def _loop(self) -> None:
+        from jobs.embedded import build_in_process_context, run_item_runs
+
+        context = build_in_process_context(self.settings, self.session_factory)
+        while True:
+            item_run_ids = self._waiting.get()
+            try:
+                run_item_runs(context, item_run_ids)
+            except Exception:  # a database gone away: the items stay pending for resume
+                logger.exception("in-process run of %d item(s) stopped", len(item_run_ids))
+
+
+class Actions:
+    """The state-changing operations, bound to one server's settings and database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        run_in_process: Callable[[list[int]], None] | None = None,
+    ) -> None:
+        """``run_in_process`` replaces the background runner on the embedded default."""
+        self.settings = settings
+        self.session_factory = session_factory
+        self.in_process = settings.database_url is None
+        self._run_here = run_in_process
+        if self.in_process and run_in_process is None:
+            self._run_here = InProcessRunner(settings, session_factory).run
+
+    def _hand_over(self, item_run_ids: list[int], what: str, job_id: int, actor: str) -> None:
+        if self.in_process and self._run_here is not None:
+            self._run_here(item_run_ids)
+            return
+        commands.publish_recorded(
+            self.settings, self.session_factory, item_run_ids, what, job_id, actor
+        )
+
+    def submit_paths(
+        self,
+        paths: Sequence[Path],
+        task: TaskRequest,
+        name: str | None,
+        options: RunOptions,
+        actor: str,
+    ) -> Submission:
+        """Submit files or folders on the server's disk; their items are queued."""
+        missing = [str(path) for path in paths if not path.exists()]
+        if missing:
+            raise errors.UsageError(f"no such file or folder on the server: {', '.join(missing)}")
+        submission = submit(
+            self.session_factory,
+            self.settings,
+            paths=paths,
+            task=task.build(self.settings),
+            name=name,
+            executor="in_process" if self.in_process else "celery",
+            options=options,
+            actor=actor,
+        )
+        self._hand_over(
+            submission.item_run_ids, f"job {submission.job_id}", submission.job_id, actor
+        )
+        return submission
+
+    def submit_uploads(
+        self,
+        uploads: Sequence[tuple[str, BinaryIO]],
+        task: TaskRequest,
+        name: str | None,
+        options: RunOptions,
+        actor: str,
+    ) -> Submission:
+        """Stream uploaded files to a scratch folder, submit it, then remove the scratch copy.
+
+        The content store keeps what was ingested; the scratch folder only holds
+        the files while they are hashed and copied in.
+        """
+        if not uploads:
+            raise errors.UsageError("no files were uploaded")
+        scratch_root = self.settings.data_dir / "uploads"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=scratch_root))
+        try:
+            for filename, stream in uploads:
+                self._store_upload(scratch, filename, stream)
+            return self.submit_paths([scratch], task, name or "upload", options, actor)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _store_upload(self, scratch: Path, filename: str, stream: BinaryIO) -> None:
+        safe_name = Path(filename.replace("\\", "/")).name.lstrip(".") or "upload"
+        target = scratch / safe_name
+        counter = 1
+        while target.exists():
+            target = scratch / f"{counter}-{safe_name}"
+            counter += 1
+        written = 0
+        with target.open("wb") as handle:
+            while chunk := stream.read(UPLOAD_CHUNK):
+                written += len(chunk)
+                if written > self.settings.web.upload_max_bytes:
+                    raise errors.LimitExceededError(
+                        f"{safe_name} is larger than the upload limit of "
+                        f"{self.settings.web.upload_max_bytes} bytes"
+                    )
+                handle.write(chunk)
+
+    def rerun(
+        self,
+        job_id: int,
+        *,
+        actor: str,
+        run_number: int | None = None,
+        failed_only: bool = False,
+        where: str | None = None,
+        task: TaskRequest | None = None,
+        priority: str = "normal",
+        deterministic: bool = False,
+    ) -> reruns.Rerun:
+        """A new run of ``job_id`` over the selected items, queued."""
+        request = reruns.RerunRequest(
+            job_id=job_id,
+            base_run_number=run_number,
+            failed_only=failed_only,
+            where=item_filter.parse(where) if where else None,
+            task=task.build(self.settings) if task is not None else None,
+            deterministic=deterministic,
+            priority=priority,
+        )
+        made = reruns.record_rerun(
+            self.session_factory,
+            request,
+            actor=actor,
+            executor="in_process" if self.in_process else "celery",
+        )
+        self._hand_over(
+            made.item_run_ids, f"run {made.number} of job {made.job_id}", made.job_id, actor
+        )
+        return made
+
+    def set_paused(self, job_id: int, paused: bool, actor: str) -> bool:
+        changed = recovery.set_job_paused(self.session_factory, job_id, actor, paused)
+        if changed and not paused and not self.in_process:
+            recovery.resume(commands.dispatcher(self.settings), self.session_factory, actor, job_id)
+        return changed
+
+    def cancel(self, job_id: int, actor: str) -> recovery.CancelReport:
+        commands.require_job(self.session_factory, job_id)
+        return recovery.cancel_job(self.session_factory, job_id, actor)

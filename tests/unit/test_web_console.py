@@ -1,0 +1,407 @@
+"""The console and REST API on the embedded default: SQLite, the fake model, a test client.
+
+Access rules, sign-in, CSRF, the access log, pagination, artifacts with range
+requests and exports, in seconds. The same API against the real PostgreSQL,
+and the pages in a real Chromium with a real worker, are in
+``tests/integration/test_web.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
+from sqlalchemy import select
+
+from db.models import AuditEvent, Item, StoredSegment
+from jobs import accounts, embedded, submit
+from jobs.web.app import create_app
+from tests import pdfgen
+from tests.fake_model import FakeModel
+from tests.unit.test_embedded_pipeline import Embedded, make_embedded
+from worker.task_specs import build_task
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Embedded]:
+    yield from make_embedded(tmp_path, FakeModel())
+
+
+@pytest.fixture
+def job_id(env: Embedded, tmp_path: Path) -> int:
+    folder = tmp_path / "matter"
+    folder.mkdir()
+    pdfgen.make_text_pdf(folder / "memo.pdf", pdfgen.MEMO_PAGES, title="Memo")
+    picture = Image.new("RGB", (200, 80), "white")
+    ImageDraw.Draw(picture).text((10, 30), "INVOICE 42", fill="black")
+    picture.save(folder / "scan.png")
+    pdfgen.make_corrupt_pdf(folder / "corrupt.pdf")
+    made = submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[folder],
+        task=build_task("summarize", {}, env.settings.model.max_text_chars),
+        name="matter",
+        executor="in_process",
+    )
+    embedded.run_item_runs(env.context, made.item_run_ids)
+    return made.job_id
+
+
+@pytest.fixture
+def users(env: Embedded) -> dict[str, str]:
+    """One account per role (and a reviewer with no grant); name -> bearer token."""
+    tokens: dict[str, str] = {}
+    with env.session_factory.begin() as session:
+        for name, role in (
+            ("ada", "admin"),
+            ("rita", "reviewer"),
+            ("otto", "reviewer"),
+            ("aud", "auditor"),
+        ):
+            accounts.add_user(session, name, role, PASSWORD, "test")
+            tokens[name] = accounts.create_token(session, name, "test", "test")
+    return tokens
+
+
+@pytest.fixture
+def client(env: Embedded) -> Iterator[TestClient]:
+    app = create_app(
+        env.settings,
+        env.session_factory,
+        run_in_process=lambda ids: embedded.run_item_runs(env.context, ids) and None,
+    )
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        yield test_client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def grant(env: Embedded, name: str, job_id: int) -> None:
+    with env.session_factory.begin() as session:
+        accounts.grant_job(session, name, job_id, "test")
+
+
+def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
+    """Sign in through the form; return the session's CSRF token (read from a page)."""
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    response = client.post(
+        "/login",
+        data={"name": name, "password": password, "csrf_token": token.group(1), "next": "/"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    home = client.get("/")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', home.text)
+    assert csrf is not None
+    return csrf.group(1)
+
+
+def events(env: Embedded, action: str) -> list[AuditEvent]:
+    with env.session_factory() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+def item_of(env: Embedded, job_id: int, suffix: str) -> Item:
+    with env.session_factory() as session:
+        items = session.scalars(select(Item).where(Item.job_id == job_id)).all()
+        return next(item for item in items if item.path.endswith(suffix))
+
+
+# --- who may do what -------------------------------------------------------------------
+
+
+def test_an_unauthenticated_call_is_a_401_problem_and_a_page_redirects_to_login(
+    client: TestClient, job_id: int
+) -> None:
+    response = client.get(f"/api/jobs/{job_id}")
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "unauthenticated"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    page = client.get(f"/jobs/{job_id}", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == f"/login?next=/jobs/{job_id}"
+    assert client.get("/api/jobs", headers=bearer("sieve_not-a-token")).status_code == 401
+
+
+def test_roles_and_grants_decide_who_reads_what(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    memo = item_of(env, job_id, "memo.pdf")
+    grant(env, "rita", job_id)
+    # A reviewer reads what she was granted, and only that.
+    assert client.get(f"/api/items/{memo.id}", headers=bearer(users["rita"])).status_code == 200
+    refused = client.get(f"/api/items/{memo.id}", headers=bearer(users["otto"]))
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert client.get("/api/jobs", headers=bearer(users["otto"])).json()["jobs"] == []
+    # An auditor reads the audit trail and the report, never the content.
+    assert client.get(f"/api/items/{memo.id}", headers=bearer(users["aud"])).status_code == 403
+    assert client.get(f"/api/jobs/{job_id}/audit", headers=bearer(users["aud"])).status_code == 200
+    assert client.get(f"/api/jobs/{job_id}/report", headers=bearer(users["aud"])).status_code == 200
+    # Only an admin changes things.
+    for name in ("rita", "aud"):
+        response = client.post(
+            f"/api/jobs/{job_id}/runs", json={"failed_only": True}, headers=bearer(users[name])
+        )
+        assert response.status_code == 403
+    assert client.get(f"/api/jobs/{job_id}/audit", headers=bearer(users["rita"])).status_code == 403
+    assert client.get("/api/users", headers=bearer(users["rita"])).status_code == 403
+
+
+def test_opening_an_item_writes_an_access_event_in_the_job_chain(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    memo = item_of(env, job_id, "memo.pdf")
+    grant(env, "rita", job_id)
+    before = len(events(env, "content.viewed"))
+    detail = client.get(f"/api/items/{memo.id}", headers=bearer(users["rita"])).json()
+    assert detail["runs"][0]["state"] == "done" and detail["segments"]
+    viewed = events(env, "content.viewed")
+    assert len(viewed) == before + 1
+    event = viewed[-1]
+    assert (event.actor, event.item_id, event.chain) == ("rita", memo.id, f"job:{job_id}")
+    assert event.details["what"] == "item" and event.details["role"] == "reviewer"
+    # The chain still verifies with the access events in it, and the auditor sees them.
+    audit_view = client.get(f"/api/jobs/{job_id}/audit", headers=bearer(users["aud"])).json()
+    assert audit_view["verified"] is True
+    assert audit_view["actions"]["content.viewed"] == before + 1
+    # A refused read is not content read: no event.
+    client.get(f"/api/items/{memo.id}", headers=bearer(users["otto"]))
+    assert len(events(env, "content.viewed")) == before + 1
+
+
+def test_reading_identifiers_is_audited_apart(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    memo = item_of(env, job_id, "memo.pdf")
+    response = client.get(f"/api/items/{memo.id}/identifiers", headers=bearer(users["ada"]))
+    assert response.status_code == 200
+    assert events(env, "content.viewed")[-1].details["what"] == "identifiers"
+
+
+# --- signing in, sessions and CSRF ---------------------------------------------------------
+
+
+def test_a_session_signs_in_through_the_form_with_a_strict_http_only_cookie(
+    client: TestClient, users: dict[str, str]
+) -> None:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    response = client.post(
+        "/login",
+        data={"name": "ada", "password": PASSWORD, "csrf_token": token.group(1), "next": "/"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "sieve_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # plain HTTP on loopback; TLS sets it
+    assert client.get("/api/me").json() == {"name": "ada", "role": "admin", "via": "session"}
+
+
+def test_a_form_post_without_the_csrf_token_is_refused(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    csrf = sign_in(client, "ada")
+    refused = client.post(f"/jobs/{job_id}/pause", data={}, follow_redirects=False)
+    assert refused.status_code == 403 and 'data-code="csrf_failed"' in refused.text
+    wrong = client.post(f"/jobs/{job_id}/pause", data={"csrf_token": "x" * 43})
+    assert wrong.status_code == 403
+    assert client.post("/api/jobs/1/pause").status_code == 403  # a cookie call needs the header
+    assert not events(env, "job.paused")
+    accepted = client.post(
+        f"/jobs/{job_id}/pause", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert accepted.status_code == 303
+    assert [event.actor for event in events(env, "job.paused")] == ["ada"]
+
+
+def test_the_sign_in_form_itself_needs_its_token(client: TestClient, users: dict[str, str]) -> None:
+    response = client.post("/login", data={"name": "ada", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_failed_sign_ins_are_audited_and_then_rate_limited(
+    env: Embedded, client: TestClient, users: dict[str, str]
+) -> None:
+    attempts = env.settings.web.login_attempts
+    for _ in range(attempts):
+        page = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        response = client.post(
+            "/login", data={"name": "ada", "password": "wrong" * 3, "csrf_token": token.group(1)}
+        )
+        assert response.status_code == 401 and "Wrong name or password" in response.text
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    limited = client.post(
+        "/login", data={"name": "ada", "password": PASSWORD, "csrf_token": token.group(1)}
+    )
+    assert limited.status_code == 429  # even the right password waits out the window
+    failed = events(env, "login.failed")
+    assert len(failed) == attempts + 1
+    assert failed[-1].details["reason"] == "rate limited" and failed[-1].chain == "global"
+
+
+def test_a_disabled_user_s_session_and_tokens_stop_working(
+    env: Embedded, client: TestClient, users: dict[str, str]
+) -> None:
+    sign_in(client, "rita")
+    with env.session_factory.begin() as session:
+        accounts.set_disabled(session, "rita", True, "test")
+    assert client.get("/api/me").status_code == 401
+    assert client.get("/api/me", headers=bearer(users["rita"])).status_code == 401
+
+
+# --- jobs, items, artifacts, runs, exports ---------------------------------------------------
+
+
+def test_items_page_through_a_cursor_and_filter_as_rerun_where(
+    client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/api/jobs/{job_id}/items", params=params, headers=bearer(users["ada"]))
+        assert page.status_code == 200
+        seen += [item["id"] for item in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 3 and seen == sorted(seen)
+    failed = client.get(
+        f"/api/jobs/{job_id}/items",
+        params={"where": "state = failed"},
+        headers=bearer(users["ada"]),
+    ).json()["items"]
+    assert [item["error_code"] for item in failed] == ["corrupt_file"]
+    bad = client.get(
+        f"/api/jobs/{job_id}/items", params={"where": "state =="}, headers=bearer(users["ada"])
+    )
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_filter"
+
+
+def test_an_artifact_streams_with_its_type_and_honours_ranges(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    scan = item_of(env, job_id, "scan.png")
+    with env.session_factory() as session:
+        segment = session.scalars(
+            select(StoredSegment).where(
+                StoredSegment.item_id == scan.id, StoredSegment.artifact_path.is_not(None)
+            )
+        ).first()
+    assert segment is not None
+    url = f"/api/artifacts/{segment.id}"
+    whole = client.get(url, headers=bearer(users["ada"]))
+    assert whole.status_code == 200 and whole.headers["content-type"] == "image/png"
+    assert whole.content.startswith(b"\x89PNG")
+    part = client.get(url, headers={**bearer(users["ada"]), "Range": "bytes=4-11"})
+    assert part.status_code == 206 and part.content == whole.content[4:12]
+    assert [e.details["what"] for e in events(env, "content.viewed")] == ["artifact"]
+    assert client.get(url, headers=bearer(users["aud"])).status_code == 403
+
+
+def test_a_failed_item_is_rerun_from_the_api_and_the_runs_diff(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    made = client.post(
+        f"/api/jobs/{job_id}/runs", json={"failed_only": True}, headers=bearer(users["ada"])
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["number"] == 2 and made.json()["items"] == 1
+    runs = client.get(f"/api/jobs/{job_id}/runs", headers=bearer(users["ada"])).json()["runs"]
+    assert [run["number"] for run in runs] == [1, 2] and runs[1]["created_by"] == "ada"
+    diff = client.get(f"/api/jobs/{job_id}/runs/1/diff/2", headers=bearer(users["ada"])).json()
+    assert diff["summary"]["only_in_a"] == 2 and diff["summary"]["unchanged"] == 1
+    nothing = client.post(
+        f"/api/jobs/{job_id}/runs",
+        json={"where": "state = cancelled"},
+        headers=bearer(users["ada"]),
+    )
+    assert nothing.status_code == 400 and nothing.json()["code"] == "usage"
+
+
+def test_an_export_is_started_watched_and_downloaded(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    started = client.post(
+        f"/api/jobs/{job_id}/exports", json={"format": "jsonl"}, headers=bearer(users["ada"])
+    )
+    assert started.status_code == 202
+    export_id = started.json()["id"]
+    deadline = time.monotonic() + 30
+    while (state := client.get(f"/api/exports/{export_id}", headers=bearer(users["ada"])).json())[
+        "state"
+    ] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state["state"] == "done" and state["rows"] == 3
+    body = client.get(state["download"], headers=bearer(users["ada"]))
+    assert body.status_code == 200 and len(body.text.splitlines()) == 3
+    assert events(env, "export.downloaded")[-1].actor == "ada"
+    # An auditor may take the custody report, not the results.
+    refused = client.post(
+        f"/api/jobs/{job_id}/exports", json={"format": "csv"}, headers=bearer(users["aud"])
+    )
+    assert refused.status_code == 403
+
+
+def test_a_job_is_submitted_by_upload_and_runs(
+    env: Embedded, client: TestClient, users: dict[str, str]
+) -> None:
+    response = client.post(
+        "/api/jobs/upload",
+        files=[("files", ("note.txt", b"The shipment left on Monday.\n", "text/plain"))],
+        data={"task": "summarize", "name": "uploaded"},
+        headers=bearer(users["ada"]),
+    )
+    assert response.status_code == 201, response.text
+    new_job = response.json()["job_id"]
+    detail = client.get(f"/api/jobs/{new_job}", headers=bearer(users["ada"])).json()
+    assert detail["submitted_by"] == "ada" and detail["run"]["counts"] == {"done": 1}
+    assert not any((env.settings.data_dir / "uploads").iterdir())  # the scratch copy is gone
+
+
+def test_a_missing_server_path_is_a_clear_400(client: TestClient, users: dict[str, str]) -> None:
+    response = client.post(
+        "/api/jobs", json={"paths": ["/no/such/folder"]}, headers=bearer(users["ada"])
+    )
+    assert response.status_code == 400
+    assert "no such file or folder" in response.json()["detail"]
+
+
+def test_pages_render_for_each_role(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    memo = item_of(env, job_id, "memo.pdf")
+    sign_in(client, "ada")
+    job_page = client.get(f"/jobs/{job_id}")
+    assert job_page.status_code == 200 and "corrupt_file" in job_page.text
+    assert "Re-run failed" in job_page.text
+    item_page = client.get(f"/items/{memo.id}")
+    assert item_page.status_code == 200 and 'class="citation" href="#seg-page-1"' in item_page.text
+    assert 'id="seg-page-1"' in item_page.text
+    assert client.get("/users").status_code == 200
+    for header, value in (
+        ("content-security-policy", "default-src 'self'"),
+        ("x-frame-options", "DENY"),
+    ):
+        assert value in item_page.headers[header]
+    assert client.get("/openapi.json").json()["paths"]["/api/jobs"]
