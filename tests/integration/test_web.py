@@ -210,7 +210,7 @@ def test_a_reviewer_s_day_in_a_real_browser(
 ) -> None:
     page = sign_in(browser, server, "web-admin")
     # Submit a job from the form and watch it finish on the job page.
-    page.get_by_role("link", name="Submit").click()
+    page.get_by_role("link", name="Submit", exact=True).click()
     page.get_by_label("Files or folders, one per line").fill(str(matter))
     page.locator("#paths-name").fill("browser matter")
     page.get_by_role("button", name="Submit", exact=True).click()
@@ -267,7 +267,7 @@ def test_a_reviewer_s_day_in_a_real_browser(
     reviewer.goto(f"{server}/jobs/{job_id}")
     reviewer.locator("tr", has_text="memo.pdf").get_by_role("link").first.click()
     reviewer.get_by_role("heading", name="What the model said").wait_for()
-    assert reviewer.get_by_role("link", name="Submit").count() == 0
+    assert reviewer.get_by_role("link", name="Submit", exact=True).count() == 0
     forbidden = reviewer.goto(f"{server}/users")
     assert forbidden.status == 403
 
