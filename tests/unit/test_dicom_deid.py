@@ -287,3 +287,55 @@ def test_retain_safe_private_keeps_only_what_is_listed_safe(ct_slices: list[Path
     assert not any(element.tag.is_private for element in removed)
     with pytest.raises(ValueError, match="GROUP,CREATOR,ELEMENT"):
         deid.SafePrivate.parse("0019-ACME")
+
+
+def test_the_whole_of_table_e1_1_is_applied_with_values_valid_for_each_vr(tmp_path: Path) -> None:
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    from worker.imaging.annex_e import TABLE_E1_1
+
+    # Every row of the 2024e table but the repeating and private groups, each a real keyword.
+    assert len(TABLE_E1_1) >= 600
+    assert all(tag_for_keyword(keyword) is not None for keyword in TABLE_E1_1)
+    dataset = pydicom.dcmread(
+        dicomgen.write_ct_series(
+            tmp_path / "ct", dicomgen.new_study(), slices=1, localizer=False, duplicate=False
+        ).paths[0]
+    )
+    # Attributes the table names that a hand-made list easily misses, one per VR family.
+    planted = {
+        "ConsultingPhysicianName": ("Dr^Who", "Z"),  # PN, Z
+        "AssertionDateTime": ("20240102030405", "D"),  # DT, D
+        "DateOfLastDetectorCalibration": ("20240102", "D"),  # DA, X/D in a standard IOD
+        "DestinationAE": ("WARD7PACS", "D"),  # AE, D
+        "XRayDetectorID": ("DET-00917", "D"),  # UC, D
+        "AdmittingDate": ("20240101", "X"),  # DA, X
+        "CameraOwnerName": ("Ward 7", "X"),  # UT, X
+        "AcquisitionUID": (pydicom.uid.generate_uid(), "U"),  # UI, U
+        "DeviceAlternateIdentifier": ("ALT-42", "Z"),  # UC, Z
+    }
+    for keyword, (value, _action) in planted.items():
+        setattr(dataset, keyword, value)
+    deid.deidentify(dataset, Profile.parse("basic"), deid.Pseudonyms(SECRET), {})
+    for keyword, (value, action) in planted.items():
+        if action == "X":
+            assert keyword not in dataset, keyword
+            continue
+        kept = dataset.data_element(keyword)
+        assert kept is not None and str(kept.value) != value, keyword
+        if action == "Z":
+            assert not kept.value, keyword
+    assert dataset.AssertionDateTime == "19000101000000"
+    assert dataset.DestinationAE == "ANONYMOUS"
+    # What was written is valid for each VR: it writes and reads back.
+    written = tmp_path / "out.dcm"
+    dataset.save_as(written, enforce_file_format=True)
+    reread = pydicom.dcmread(written)
+    assert dictionary_VR(tag_for_keyword("XRayDetectorID")) == "UC"
+    assert reread.XRayDetectorID == dataset.XRayDetectorID
+    # Options follow their own columns of the table.
+    modified = Profile.parse("retain-dates-modified,retain-device-identity")
+    assert modified.action("AssertionDateTime", "DT") == "C"
+    assert modified.action("XRayDetectorID", "UC") == "K"
+    assert modified.action("DestinationAE", "AE") == "C"
+    assert Profile.parse("basic").action("DateOfLastDetectorCalibration", "DA") == "D"

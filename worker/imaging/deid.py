@@ -154,6 +154,9 @@ def deidentify(
                 result.removed += 1
                 continue
             action = profile.action(element.keyword, element.VR)
+            if action == "C" and element.VR in ("SQ", "OB", "UN"):
+                # Cleaning a sequence is cleaning what it holds; bytes cannot be cleaned.
+                action = "K" if element.VR == "SQ" else "X"
             if action == "K":
                 if element.VR == "SQ":
                     for child in element.value:
@@ -220,14 +223,43 @@ def _apply(
         result.removed += 1
     elif action == "Z":
         element.value = None if element.VR == "SQ" else ""
+    elif action == "D" and element.VR == "UI":  # a dummy UID: the original's replacement
+        element.value = _replaced_uids(element.value, result, pseudonyms)
     elif action == "D":
         assert result.patient is not None
-        pseudonym = result.patient[1]
-        element.value = f"ANONYMOUS^{pseudonym}" if element.VR == "PN" else pseudonym
+        element.value = _dummy(element.VR, result.patient[1])
     elif action == "U":
         element.value = _replaced_uids(element.value, result, pseudonyms)
     elif action == "C":
         element.value = _cleaned(element, offset, fragments)
+
+
+# D: a dummy value valid for the VR; text gets the patient's pseudonym so records still group.
+_DUMMIES: dict[str, Any] = {
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "AS": "000D",
+    "CS": "ANONYMIZED",
+    "AE": "ANONYMOUS",
+    "IS": "0",
+    "DS": "0",
+    "UR": "",
+    "SQ": None,
+    "OB": b"",
+    "OW": b"",
+    "UN": b"",
+    **dict.fromkeys(("US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"), 0),
+}
+_TEXT_LIMITS = {"SH": 16, "LO": 64}
+
+
+def _dummy(vr: str, pseudonym: str) -> Any:
+    if vr == "PN":
+        return f"ANONYMOUS^{pseudonym}"
+    if vr in _DUMMIES:
+        return _DUMMIES[vr]
+    return pseudonym[: _TEXT_LIMITS.get(vr, 1024)]
 
 
 def _replaced_uids(value: Any, result: Deidentified, pseudonyms: Pseudonyms) -> Any:

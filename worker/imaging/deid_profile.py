@@ -1,6 +1,7 @@
 """DICOM PS3.15 Annex E: what the Basic Profile does to each attribute, and its options.
 
-Table E.1-1 gives each attribute an action: **D** replace with a dummy value,
+Table E.1-1 (all of it, transcribed in :mod:`worker.imaging.annex_e`) gives
+each attribute an action: **D** replace with a dummy value,
 **Z** replace with an empty value (or a dummy), **X** remove, **K** keep,
 **C** clean (keep what is not identifying), **U** replace a UID by another,
 consistently. Where the table allows a choice (X/Z, X/D, Z/D, X/Z/D) the
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from worker.imaging.annex_e import TABLE_E1_1, Row
+
 # (code value, meaning) of each option in CID 7050, as DeidentificationMethodCodeSequence
 # records them; the key is what `--profile` takes.
 OPTIONS: dict[str, tuple[str, str]] = {
@@ -39,8 +42,9 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "retain-safe-private": ("113111", "Retain Safe Private Option"),
 }
 
-# The Basic Profile (Table E.1-1), by keyword. Attributes not named here and not
-# private are kept: they describe the image, not the person.
+# Choices made here, over the table's own (worker/imaging/annex_e.py, all of Table
+# E.1-1): where it offers a choice, or where Sieve is stricter (the patient's name
+# becomes a pseudonym, not empty; report trees and order numbers are removed).
 BASIC: dict[str, str] = {
     # --- UIDs: replaced consistently (U) -------------------------------------
     **dict.fromkeys(
@@ -253,46 +257,25 @@ BASIC: dict[str, str] = {
 # Free text (LT, ST, UT) is where people write names: removed unless the table keeps it.
 _BY_VR = {"DA": "X", "DT": "X", "TM": "X", "PN": "Z", "UI": "U", "LT": "X", "ST": "X", "UT": "X"}
 
-_PATIENT_CHARACTERISTICS = (
-    "PatientSex",
-    "PatientAge",
-    "PatientSize",
-    "PatientWeight",
-    "EthnicGroup",
-    "SmokingStatus",
-    "PregnancyStatus",
-    "PatientSexNeutered",
-    "Allergies",
-    "MedicalAlerts",
-    "AdditionalPatientHistory",
-)
-_DEVICE_IDENTITY = (
-    "DeviceSerialNumber",
-    "StationName",
-    "PlateID",
-    "DetectorID",
-    "GantryID",
-    "CassetteID",
-    "GeneratorID",
-    "DeviceDescription",
-    "DeviceUID",
-    "PerformedStationName",
-    "PerformedStationAETitle",
-    "ScheduledStationName",
-    "ScheduledStationAETitle",
-)
-_DESCRIPTORS = (
-    "StudyDescription",
-    "SeriesDescription",
-    "ImageComments",
-    "DerivationDescription",
-    "ProtocolName",
-    "AcquisitionComments",
-    "RequestedProcedureDescription",
-    "PerformedProcedureStepDescription",
-    "ScheduledProcedureStepDescription",
-)
 _DATE_VRS = frozenset({"DA", "DT", "TM"})
+
+
+def resolved(row: Row) -> str:
+    """One action for a row whose Basic Profile action is a choice (X/Z, X/D, Z/D, X/Z/D, …).
+
+    An attribute no standard IOD holds is removed (X); one a standard IOD holds
+    may be required there (Type 1 or 2), so it stays present: emptied (Z) where
+    the table allows it, a dummy (D) otherwise.
+    """
+    choices = row.basic.rstrip("*").split("/")
+    if len(choices) == 1:
+        return choices[0]
+    if not row.in_standard_iod and "X" in choices:
+        return "X"
+    for preferred in ("Z", "D", "U"):
+        if preferred in choices:
+            return preferred
+    return choices[0]
 
 
 @dataclass(frozen=True)
@@ -320,18 +303,22 @@ class Profile:
         return [OPTIONS[name] for name in self.options]
 
     def action(self, keyword: str, vr: str) -> str:
-        """The action for a public attribute; unnamed ones by VR (see the module's docstring)."""
-        action = BASIC.get(keyword) or _BY_VR.get(vr, "K")
+        """The action for a public attribute; unnamed ones by VR (see the module's docstring).
+
+        An option changes an attribute where its column of Table E.1-1 says so;
+        when several do, keeping (K) wins over cleaning (C).
+        """
+        row = TABLE_E1_1.get(keyword)
+        action = BASIC.get(keyword) or (resolved(row) if row else _BY_VR.get(vr, "K"))
         if action == "K":
             return action
-        if self.has("retain-uids") and action == "U":
+        if row is None:
+            if self.has("retain-uids") and action == "U":
+                return "K"
+            if self.has("retain-dates-modified") and vr in _DATE_VRS:
+                return "C"  # shifted by the patient's offset
+            return action
+        changed = {row.options[name] for name in self.options if name in row.options}
+        if "K" in changed:
             return "K"
-        if self.has("retain-dates-modified") and vr in _DATE_VRS and keyword != "PatientBirthDate":
-            return "C"  # shifted by the patient's offset
-        if self.has("retain-patient-characteristics") and keyword in _PATIENT_CHARACTERISTICS:
-            return "K"
-        if self.has("retain-device-identity") and keyword in _DEVICE_IDENTITY:
-            return "K"
-        if self.has("clean-descriptors") and keyword in _DESCRIPTORS:
-            return "C"  # identifier values blanked out of the text
-        return action
+        return "C" if "C" in changed else action
