@@ -11,6 +11,7 @@ deliberately not among them.
 
 from __future__ import annotations
 
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -114,3 +115,64 @@ def test_twelve_bit_jpeg_extended_goes_through_dcmtk_when_no_plug_in_reads_it() 
         assert scratch is not None and any(scratch.iterdir())
     assert frame.shape == (header.Rows, header.Columns) and 0 < frame.max() < 4096
     assert not scratch.exists(), "the uncompressed copy is removed with the decoder"
+
+
+def _write_htj2k(path: Path, pixels: np.ndarray, bits_stored: int, scratch: Path) -> Path:
+    """``pixels`` encoded losslessly as HTJ2K by OpenJPH's ``ojph_compress``, in a DICOM file.
+
+    No HTJ2K sample ships with pydicom, so one is made here with an encoder that
+    is not the decoder under test (OpenJPH writes, OpenJPEG reads).
+    """
+    max_value = 255 if pixels.dtype == np.uint8 else 65535
+    netpbm = scratch / f"{path.stem}.pgm"
+    header = f"P5\n{pixels.shape[1]} {pixels.shape[0]}\n{max_value}\n".encode()
+    netpbm.write_bytes(header + pixels.astype(">u2" if max_value > 255 else "u1").tobytes())
+    codestream = scratch / f"{path.stem}.j2c"
+    subprocess.run(
+        ["ojph_compress", "-i", str(netpbm), "-o", str(codestream), "-reversible", "true"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    meta = pydicom.dataset.FileMetaDataset()
+    meta.MediaStorageSOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    meta.TransferSyntaxUID = pydicom.uid.HTJ2KLossless
+    dataset = pydicom.Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset.StudyInstanceUID = pydicom.uid.generate_uid()
+    dataset.SeriesInstanceUID = pydicom.uid.generate_uid()
+    dataset.Modality = "OT"
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated = 8 if max_value == 255 else 16
+    dataset.BitsStored = bits_stored
+    dataset.HighBit = bits_stored - 1
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = pydicom.encaps.encapsulate([codestream.read_bytes()])
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize(("dtype", "bits_stored"), [(np.uint8, 8), (np.uint16, 12)])
+def test_htj2k_lossless_gives_back_the_exact_pixels(
+    dtype: type, bits_stored: int, tmp_path: Path
+) -> None:
+    generator = np.random.default_rng(7)
+    rows, columns = 96, 80
+    ramp = np.add.outer(np.arange(rows), np.arange(columns)) * ((2**bits_stored - 1) // 200)
+    noise = generator.integers(0, 2 ** (bits_stored - 4), size=(rows, columns))
+    original = np.clip(ramp + noise, 0, 2**bits_stored - 1).astype(dtype)
+    path = _write_htj2k(tmp_path / "htj2k.dcm", original, bits_stored, tmp_path)
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == pydicom.uid.HTJ2KLossless
+    with decoding.FrameDecoder(MediaSettings()) as decoder:
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        decoded = decoder.frame(path, header, 0)
+    np.testing.assert_array_equal(decoded, original)
+    extraction = DicomExtractor().extract(path, tmp_path / "artifacts", LimitSettings())
+    assert extraction.metadata["frames_rendered"] == 1
+    assert "pixels_unreadable" not in extraction.metadata
