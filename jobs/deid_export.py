@@ -141,7 +141,9 @@ def _one(
     original_study = str(header.get("StudyInstanceUID", ""))
     result = deid.deidentify(dataset, profile, pseudonyms, identifiers, safe_private)
     if profile.has("clean-pixel") and "PixelData" in dataset:
-        result.pixels = deid.clean_pixels(source, dataset, header, identifiers, settings.media)
+        result.pixels = deid.clean_pixels(
+            source, dataset, header, identifiers, settings.media, settings.deid.pixel_regions
+        )
         made.frames_cleaned += result.pixels.frames
         made.pixel_reviews.extend(
             {"sop_instance_uid": str(dataset.SOPInstanceUID), **entry}

@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from worker.config import WorkerConfig
+from worker.imaging.deid_profile import RegionRule
 
 
 def _default_data_dir() -> Path:
@@ -88,6 +89,10 @@ class DeidSettings(BaseModel):
     # Private attributes known to hold nothing identifying, kept under retain-safe-private:
     # "GROUP,CREATOR,ELEMENT" in hex, e.g. "0019,GEMS_ACQU_01,1B". Empty: none is kept.
     safe_private: list[str] = Field(default_factory=list)
+    # Where known devices burn text into their images, blanked under clean-pixel
+    # whatever the OCR reads: '[{"name": "acme-us-banner", "manufacturer": "ACME",
+    # "modality": "US", "boxes": [[0, 0, 640, 40]]}]'.
+    pixel_regions: list[RegionRule] = Field(default_factory=list)
 
 
 class WebSettings(BaseModel):

@@ -32,7 +32,7 @@ from tests.unit.test_embedded_pipeline import Embedded, make_embedded
 from worker import ocr
 from worker.config import MediaSettings
 from worker.extractors.dicom import dicom_identifiers
-from worker.imaging import deid, rendering
+from worker.imaging import deid, deid_profile, rendering
 from worker.imaging.deid_profile import Profile
 
 SECRET = b"test-installation-secret"
@@ -339,3 +339,39 @@ def test_the_whole_of_table_e1_1_is_applied_with_values_valid_for_each_vr(tmp_pa
     assert modified.action("XRayDetectorID", "UC") == "K"
     assert modified.action("DestinationAE", "AE") == "C"
     assert Profile.parse("basic").action("DateOfLastDetectorCalibration", "DA") == "D"
+
+
+@pytest.mark.tools
+def test_a_device_region_rule_blanks_its_banner_whatever_the_ocr_reads(tmp_path: Path) -> None:
+    study = dicomgen.new_study()
+    path = tmp_path / "capture.dcm"
+    dicomgen.write_burned_in_capture(path, study)
+    stamped = pydicom.dcmread(path)
+    stamped.Manufacturer = "ACME Imaging"
+    banner = np.asarray(mediagen.text_image(["WARD 7 ROOM 12"], (900, 110)).convert("L"))
+    pixels = stamped.pixel_array.copy()
+    pixels[-110:, :] = banner  # a device banner in the bottom strip, naming no identifier
+    stamped.PixelData = pixels.tobytes()
+    stamped.save_as(path, enforce_file_format=True)
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    identifiers = dicom_identifiers(header)
+    rule = deid_profile.RegionRule(
+        name="acme-banner", manufacturer="acme", modality="OT", boxes=[(0, 220, 900, 330)]
+    )
+    other_device = deid_profile.RegionRule(
+        name="other", manufacturer="Other Co", boxes=[(0, 0, 9, 9)]
+    )
+
+    without = deid.clean_pixels(path, pydicom.dcmread(path), header, identifiers, MediaSettings())
+    assert any("WARD" in entry["text"].upper() for entry in without.review)
+    cleaned_dataset = pydicom.dcmread(path)
+    with_rule = deid.clean_pixels(
+        path, cleaned_dataset, header, identifiers, MediaSettings(), [rule, other_device]
+    )
+
+    assert with_rule.rules_applied == ["acme-banner"]
+    assert not any("WARD" in entry["text"].upper() for entry in with_rule.review)
+    strip = cleaned_dataset.pixel_array[220:330]
+    assert strip.max() == strip.min()  # the whole banner strip is one blank value
+    assert any(entry.get("rule") == "acme-banner" for entry in with_rule.blanked)
+    assert with_rule.as_json()["region_rules"] == ["acme-banner"]

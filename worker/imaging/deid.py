@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from worker import ocr
 from worker.config import MediaSettings
 from worker.imaging import decoding, rendering
-from worker.imaging.deid_profile import Profile
+from worker.imaging.deid_profile import Profile, RegionRule
 
 _MIN_MATCHED_LENGTH = 3
 _BLANK_MARGIN_PX = 2
@@ -73,6 +74,7 @@ class PixelCleaning:
     blanked: list[dict[str, Any]] = field(default_factory=list)  # frame, box, why
     review: list[dict[str, Any]] = field(default_factory=list)  # text found, not matched
     regions_kept: int = 0  # ultrasound regions kept (everything else blanked)
+    rules_applied: list[str] = field(default_factory=list)  # device region rules that matched
 
     @property
     def clean(self) -> bool:
@@ -85,6 +87,7 @@ class PixelCleaning:
             "blanked": len(self.blanked),
             "review": self.review,
             "ultrasound_regions_kept": self.regions_kept,
+            "region_rules": self.rules_applied,
         }
 
 
@@ -334,20 +337,31 @@ def clean_pixels(
     header: pydicom.Dataset,
     identifiers: dict[str, Any],
     media: MediaSettings,
+    region_rules: Sequence[RegionRule] = (),
 ) -> PixelCleaning:
     """Blank burned-in identifiers in every frame of ``path``'s pixels into ``dataset``.
 
     ``header`` is the original dataset (for decoding and rendering);
     ``dataset`` the one being de-identified, whose pixel data is replaced.
+    The boxes of every ``region_rules`` entry that matches the header are
+    blanked first, before the OCR reads what is left.
     """
     frame_count = int(header.get("NumberOfFrames", 1) or 1)
     fragments = [_normalised(f) for f in identifier_fragments(identifiers)]
     cleaning = PixelCleaning(frames=frame_count)
+    rules = [rule for rule in region_rules if rule.matches(header)]
+    cleaning.rules_applied = [rule.name for rule in rules]
     boxes_by_digest: dict[str, tuple[list[tuple[int, int, int, int]], list[dict[str, Any]]]] = {}
     cleaned_frames = []
     with decoding.FrameDecoder(media) as decoder:
         for index in range(frame_count):
             pixels = np.array(decoder.frame(path, header, index))
+            for rule in rules:
+                for left, top, right, bottom in rule.boxes:
+                    pixels[max(top, 0) : bottom, max(left, 0) : right] = _blank_value(pixels)
+                    cleaning.blanked.append(
+                        {"frame": index + 1, "box": [left, top, right, bottom], "rule": rule.name}
+                    )
             digest = hashlib.sha256(pixels.tobytes()).hexdigest()
             if digest not in boxes_by_digest:
                 boxes_by_digest[digest] = _found_text(pixels, header, fragments, media)

@@ -23,8 +23,14 @@ removed; other values (codes, numbers, short strings) are kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 from worker.imaging.annex_e import TABLE_E1_1, Row
+
+if TYPE_CHECKING:
+    import pydicom
 
 # (code value, meaning) of each option in CID 7050, as DeidentificationMethodCodeSequence
 # records them; the key is what `--profile` takes.
@@ -322,3 +328,33 @@ class Profile:
         if "K" in changed:
             return "K"
         return "C" if "C" in changed else action
+
+
+class RegionRule(BaseModel):
+    """Where a known device burns text into its images: blanked on every frame it matches.
+
+    Like CTP's pixel anonymiser script: a rule names what it applies to (each
+    condition optional; text compared case-insensitively as a substring) and
+    the boxes to blank, in pixels (left, top, right, bottom; right and bottom
+    exclusive). Configured as ``SIEVE_DEID__PIXEL_REGIONS``.
+    """
+
+    name: str
+    modality: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None  # ManufacturerModelName
+    rows: int | None = None
+    columns: int | None = None
+    boxes: list[tuple[int, int, int, int]]
+
+    def matches(self, header: pydicom.Dataset) -> bool:
+        def has(keyword: str, wanted: str | None) -> bool:
+            return wanted is None or wanted.lower() in str(header.get(keyword, "") or "").lower()
+
+        return (
+            (self.modality is None or str(header.get("Modality", "")) == self.modality)
+            and has("Manufacturer", self.manufacturer)
+            and has("ManufacturerModelName", self.model)
+            and (self.rows is None or int(header.get("Rows", 0) or 0) == self.rows)
+            and (self.columns is None or int(header.get("Columns", 0) or 0) == self.columns)
+        )
