@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from db import audit
 from db.models import DeidMapping, DicomInstance
 from jobs.settings import Settings
-from worker import content_store, errors
+from worker import content_store, errors, sandbox
 from worker.extractors.dicom import dicom_identifiers
 from worker.imaging import deid, units
 from worker.imaging.deid_profile import Profile
@@ -141,9 +141,10 @@ def _one(
     original_study = str(header.get("StudyInstanceUID", ""))
     result = deid.deidentify(dataset, profile, pseudonyms, identifiers, safe_private)
     if profile.has("clean-pixel") and "PixelData" in dataset:
-        result.pixels = deid.clean_pixels(
-            source, dataset, header, identifiers, settings.media, settings.deid.pixel_regions
+        frames, result.pixels = sandbox.clean_pixels_isolated(
+            source, identifiers, settings.limits, settings.media, settings.deid.pixel_regions
         )
+        deid.store_cleaned(dataset, frames, header, result.pixels)
         made.frames_cleaned += result.pixels.frames
         made.pixel_reviews.extend(
             {"sop_instance_uid": str(dataset.SOPInstanceUID), **entry}

@@ -36,11 +36,17 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker import errors
 from worker.config import LimitSettings, MediaSettings
 from worker.extractors.base import Extraction
+from worker.imaging.deid_profile import RegionRule
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from worker.imaging.deid import PixelCleaning
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +104,59 @@ def extract_isolated(
         )
         stderr_path = scratch_dir / "stderr.log"
         returncode, wall_seconds = _run_child(request_path, stderr_path, limits, heartbeat)
-        return _outcome(returncode, wall_seconds, result_path, stderr_path, limits)
+        payload = _outcome(returncode, wall_seconds, result_path, stderr_path, limits)
+        return Extraction.from_dict(payload["extraction"])
+
+
+def clean_pixels_isolated(
+    source: Path,
+    identifiers: dict[str, Any],
+    limits: LimitSettings,
+    media: MediaSettings,
+    region_rules: Sequence[RegionRule] = (),
+) -> tuple[list[np.ndarray], PixelCleaning]:
+    """De-identification's pixel pass (:func:`worker.imaging.deid.cleaned_frames`) in a bounded child.
+
+    The same decoders and OCR as extraction read the same untrusted pixel
+    data, so they run under the same limits and fail the same way: a crash,
+    a bomb or a spin costs this instance (an :class:`~worker.errors.InputError`),
+    never the export. The cleaned frames come back as a NumPy file.
+    """
+    # Imported here: the child imports this module before it sets its limits.
+    import numpy as np
+    import pydicom
+
+    from worker.imaging import deid
+
+    if not limits.sandbox:
+        header = pydicom.dcmread(source, stop_before_pixels=True)
+        return deid.cleaned_frames(source, header, identifiers, media, region_rules)
+    with tempfile.TemporaryDirectory(prefix="sieve-sandbox-") as scratch:
+        scratch_dir = Path(scratch)
+        request_path = scratch_dir / "request.json"
+        result_path = scratch_dir / "result.json"
+        frames_path = scratch_dir / "frames.npy"
+        request_path.write_text(
+            json.dumps(
+                {
+                    "operation": "clean_pixels",
+                    "source": str(source),
+                    "identifiers": identifiers,
+                    "region_rules": [rule.model_dump(mode="json") for rule in region_rules],
+                    "frames_path": str(frames_path),
+                    "limits": limits.model_dump(mode="json"),
+                    "media": media.model_dump(mode="json"),
+                    "result_path": str(result_path),
+                    "parent_pid": os.getpid(),
+                },
+                default=str,
+            )
+        )
+        stderr_path = scratch_dir / "stderr.log"
+        returncode, wall_seconds = _run_child(request_path, stderr_path, limits, None)
+        payload = _outcome(returncode, wall_seconds, result_path, stderr_path, limits)
+        stacked = np.load(frames_path, allow_pickle=False)
+        return list(stacked), deid.PixelCleaning(**payload["cleaning"])
 
 
 def _run_child(
@@ -165,8 +223,8 @@ def _outcome(
     result_path: Path,
     stderr_path: Path,
     limits: LimitSettings,
-) -> Extraction:
-    """Turn how the child ended into an Extraction or the right Sieve error."""
+) -> dict[str, Any]:
+    """How the child ended: its result payload, or the right Sieve error raised."""
     if returncode is None:
         raise errors.ExtractionTimeoutError(
             f"reading the file took longer than the {limits.extract_wall_s:g} s "
@@ -220,9 +278,9 @@ def _tail(path: Path) -> str:
         return stream.read().decode("utf-8", errors="replace")
 
 
-def _read_result(payload: dict[str, Any], limits: LimitSettings) -> Extraction:
-    if "extraction" in payload:
-        return Extraction.from_dict(payload["extraction"])
+def _read_result(payload: dict[str, Any], limits: LimitSettings) -> dict[str, Any]:
+    if "error" not in payload and "internal" not in payload:
+        return payload
     if "internal" in payload:
         raise errors.InternalError(
             "internal error in the extractor (see the traceback)", detail=payload["internal"]
@@ -278,16 +336,10 @@ def _child_main(request_path: Path) -> int:
     # signal from the exit status, so the default is what we want.
     result_path = Path(request["result_path"])
     try:
-        from worker.extractors import extractor_for, load_plugins
-
-        load_plugins(request["plugins"])
-        extraction = extractor_for(request["media_type"]).extract(
-            Path(request["source"]),
-            Path(request["artifacts_dir"]),
-            LimitSettings.model_validate(request["limits"]),
-            MediaSettings.model_validate(request["media"]),
-        )
-        payload: dict[str, Any] = {"extraction": extraction.to_dict()}
+        if request.get("operation") == "clean_pixels":
+            payload: dict[str, Any] = _clean_pixels_in_child(request)
+        else:
+            payload = _extract_in_child(request)
     except errors.SieveError as exc:
         payload = {"error": {"code": exc.code, "message": exc.message}}
     except MemoryError:
@@ -296,6 +348,44 @@ def _child_main(request_path: Path) -> int:
         payload = {"internal": traceback.format_exc()}
     _write_result(result_path, payload)
     return 0
+
+
+def _extract_in_child(request: dict[str, Any]) -> dict[str, Any]:
+    from worker.extractors import extractor_for, load_plugins
+
+    load_plugins(request["plugins"])
+    extraction = extractor_for(request["media_type"]).extract(
+        Path(request["source"]),
+        Path(request["artifacts_dir"]),
+        LimitSettings.model_validate(request["limits"]),
+        MediaSettings.model_validate(request["media"]),
+    )
+    return {"extraction": extraction.to_dict()}
+
+
+def _clean_pixels_in_child(request: dict[str, Any]) -> dict[str, Any]:
+    import dataclasses
+
+    import numpy as np
+    import pydicom
+
+    from worker.imaging import deid
+    from worker.imaging.headers import HEADER_ERRORS
+
+    source = Path(request["source"])
+    try:
+        header = pydicom.dcmread(source, stop_before_pixels=True)
+    except HEADER_ERRORS as exc:
+        raise errors.CorruptFileError(f"not a readable DICOM file: {exc}") from exc
+    frames, cleaning = deid.cleaned_frames(
+        source,
+        header,
+        request["identifiers"],
+        MediaSettings.model_validate(request["media"]),
+        [RegionRule.model_validate(rule) for rule in request["region_rules"]],
+    )
+    np.save(request["frames_path"], np.stack(frames), allow_pickle=False)
+    return {"cleaning": dataclasses.asdict(cleaning)}
 
 
 if __name__ == "__main__":

@@ -375,3 +375,32 @@ def test_a_device_region_rule_blanks_its_banner_whatever_the_ocr_reads(tmp_path:
     assert strip.max() == strip.min()  # the whole banner strip is one blank value
     assert any(entry.get("rule") == "acme-banner" for entry in with_rule.blanked)
     assert with_rule.as_json()["region_rules"] == ["acme-banner"]
+
+
+@pytest.mark.tools
+def test_the_pixel_pass_runs_in_the_sandbox_and_a_hostile_instance_fails_alone(
+    tmp_path: Path,
+) -> None:
+    from worker import errors, sandbox
+    from worker.config import LimitSettings
+
+    path = tmp_path / "capture.dcm"
+    dicomgen.write_burned_in_capture(path, dicomgen.new_study())
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    identifiers = dicom_identifiers(header)
+    here_frames, here = deid.cleaned_frames(path, header, identifiers, MediaSettings())
+
+    frames, cleaning = sandbox.clean_pixels_isolated(
+        path, identifiers, LimitSettings(), MediaSettings()
+    )
+
+    assert cleaning == here and cleaning.blanked  # the name and MRN were found and blanked
+    np.testing.assert_array_equal(frames[0], here_frames[0])
+    # Pixel data shorter than the header promises: this instance fails with a code.
+    hostile = pydicom.dcmread(path)
+    hostile.Rows, hostile.Columns, hostile.NumberOfFrames = 20000, 20000, 40
+    hostile.save_as(tmp_path / "hostile.dcm", enforce_file_format=True)
+    with pytest.raises(errors.InputError):
+        sandbox.clean_pixels_isolated(
+            tmp_path / "hostile.dcm", identifiers, LimitSettings(), MediaSettings()
+        )

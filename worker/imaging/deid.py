@@ -36,10 +36,12 @@ import pydicom
 from pydicom.dataelem import DataElement
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from worker import ocr
+from worker import errors, ocr
 from worker.config import MediaSettings
+from worker.extractors.base import errors_mapped_to
 from worker.imaging import decoding, rendering
 from worker.imaging.deid_profile import Profile, RegionRule
+from worker.imaging.headers import HEADER_ERRORS
 
 _MIN_MATCHED_LENGTH = 3
 _BLANK_MARGIN_PX = 2
@@ -343,8 +345,26 @@ def clean_pixels(
 
     ``header`` is the original dataset (for decoding and rendering);
     ``dataset`` the one being de-identified, whose pixel data is replaced.
+    In this process: the export runs :func:`cleaned_frames` in the sandbox
+    (``worker.sandbox.clean_pixels_isolated``) and then :func:`store_cleaned`.
+    """
+    frames, cleaning = cleaned_frames(path, header, identifiers, media, region_rules)
+    store_cleaned(dataset, frames, header, cleaning)
+    return cleaning
+
+
+def cleaned_frames(
+    path: Path,
+    header: pydicom.Dataset,
+    identifiers: dict[str, Any],
+    media: MediaSettings,
+    region_rules: Sequence[RegionRule] = (),
+) -> tuple[list[np.ndarray], PixelCleaning]:
+    """Every frame of ``path`` decoded, with its burned-in identifiers blanked.
+
     The boxes of every ``region_rules`` entry that matches the header are
-    blanked first, before the OCR reads what is left.
+    blanked first, before the OCR reads what is left. This decodes and OCRs
+    untrusted pixel data: run it where a crash costs one instance.
     """
     frame_count = int(header.get("NumberOfFrames", 1) or 1)
     fragments = [_normalised(f) for f in identifier_fragments(identifiers)]
@@ -352,10 +372,16 @@ def clean_pixels(
     rules = [rule for rule in region_rules if rule.matches(header)]
     cleaning.rules_applied = [rule.name for rule in rules]
     boxes_by_digest: dict[str, tuple[list[tuple[int, int, int, int]], list[dict[str, Any]]]] = {}
-    cleaned_frames = []
+    frames = []
     with decoding.FrameDecoder(media) as decoder:
         for index in range(frame_count):
-            pixels = np.array(decoder.frame(path, header, index))
+            with errors_mapped_to(
+                errors.CorruptFileError,
+                HEADER_ERRORS,
+                "the DICOM pixel data cannot be decoded (damaged or truncated)",
+                source=path,
+            ):
+                pixels = np.array(decoder.frame(path, header, index))
             for rule in rules:
                 for left, top, right, bottom in rule.boxes:
                     pixels[max(top, 0) : bottom, max(left, 0) : right] = _blank_value(pixels)
@@ -372,10 +398,19 @@ def clean_pixels(
                 cleaning.blanked.append({"frame": index + 1, "box": [left, top, right, bottom]})
             cleaning.review.extend({"frame": index + 1, **entry} for entry in unmatched)
             cleaning.regions_kept = _ultrasound_regions(header, pixels)
-            cleaned_frames.append(pixels)
-    _store_pixels(dataset, cleaned_frames, header)
+            frames.append(pixels)
+    return frames, cleaning
+
+
+def store_cleaned(
+    dataset: pydicom.Dataset,
+    frames: list[np.ndarray],
+    header: pydicom.Dataset,
+    cleaning: PixelCleaning,
+) -> None:
+    """The cleaned frames as ``dataset``'s pixel data, and BurnedInAnnotation by the outcome."""
+    _store_pixels(dataset, frames, header)
     dataset.BurnedInAnnotation = "NO" if cleaning.clean else "YES"
-    return cleaning
 
 
 def _found_text(

@@ -4,9 +4,10 @@ Table E.1-1 (all of it, transcribed in :mod:`worker.imaging.annex_e`) gives
 each attribute an action: **D** replace with a dummy value,
 **Z** replace with an empty value (or a dummy), **X** remove, **K** keep,
 **C** clean (keep what is not identifying), **U** replace a UID by another,
-consistently. Where the table allows a choice (X/Z, X/D, Z/D, X/Z/D) the
-stronger action that keeps the object valid is written here: Z for
-attributes an IOD requires present (Type 2), X otherwise.
+consistently. Where the table allows a choice (X/Z, X/D, Z/D, X/Z/D),
+:func:`resolved` removes an attribute no standard IOD holds and keeps one a
+standard IOD holds present (emptied, or a dummy); ``BASIC`` records the
+choices made here instead, where Sieve is stricter than the table.
 
 The options of Table E.1-1 are composable profiles that change those actions:
 each is a column of the table, applied here on top of the Basic Profile in
