@@ -102,6 +102,13 @@ def item_facts(session: Session, run: Run) -> Iterator[tuple[int, ItemFacts]]:
         .order_by(Item.id)
         .execution_options(yield_per=1000)
     )
+    try:
+        yield from _facts_of(rows)
+    finally:
+        rows.close()  # a caller that stops early (one page of items) frees the cursor now
+
+
+def _facts_of(rows: Any) -> Iterator[tuple[int, ItemFacts]]:
     for item, state, error_code, model_sha256, task_version, thread_id, inclusive in rows:
         yield (
             item.id,

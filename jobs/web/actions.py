@@ -191,8 +191,25 @@ class Actions:
         task: TaskRequest | None = None,
         priority: str = "normal",
         deterministic: bool = False,
+        model_path: str | None = None,
     ) -> reruns.Rerun:
-        """A new run of ``job_id`` over the selected items, queued."""
+        """A new run of ``job_id`` over the selected items, queued.
+
+        ``model_path`` (a GGUF on the server) runs them with another model, as
+        ``sieve rerun --model``; the workers that serve it take them.
+        """
+        model = None
+        if model_path is not None:
+            if self.in_process:
+                raise errors.UsageError(
+                    "a re-run with another model needs workers; on the embedded default "
+                    "use `sieve rerun --model`"
+                )
+            if not Path(model_path).is_file():
+                raise errors.UsageError(f"no model file {model_path} on the server")
+            model = self.settings.model.model_copy(
+                update={"path": Path(model_path), "name": None, "mmproj_path": None}
+            )
         request = reruns.RerunRequest(
             job_id=job_id,
             base_run_number=run_number,
@@ -201,6 +218,7 @@ class Actions:
             task=task.build(self.settings) if task is not None else None,
             deterministic=deterministic,
             priority=priority,
+            model=model,
         )
         made = reruns.record_rerun(
             self.session_factory,

@@ -84,6 +84,7 @@ class RerunBody(BaseModel):
     task: TaskBody | None = None
     priority: Literal["high", "normal", "low"] = "normal"
     deterministic: bool = False
+    model: str | None = None  # a GGUF path on the server, as ``sieve rerun --model``
 
 
 class DecisionBody(BaseModel):
@@ -221,6 +222,7 @@ def create_run(job_id: int, body: RerunBody, found: Admin, request: Request) -> 
         task=body.task.request() if body.task is not None else None,
         priority=body.priority,
         deterministic=body.deterministic,
+        model_path=body.model,
     )
     return {
         "job_id": made.job_id,
@@ -333,15 +335,35 @@ def get_artifact(segment_id: int, found: Reader, session: Db, request: Request) 
     path = (root / segment.artifact_path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise errors.NotFoundError(f"the artifact of segment {segment_id} is missing on disk")
-    # A whole read, or a player's first range (from byte 0), is logged; its
-    # follow-up ranges of the same file would only flood the chain.
-    requested_range = request.headers.get("range")
-    if requested_range is None or requested_range.replace(" ", "").startswith("bytes=0-"):
+    if _first_read(request):
         access.record_access(session, found, item, "artifact", {"segment": segment.label})
     return FileResponse(
         path,
         media_type=views.artifact_type(segment.artifact_path),
         headers={"Cache-Control": "private, no-store"},
+    )
+
+
+def _first_read(request: Request) -> bool:
+    """A whole read, or a player's first range (from byte 0): its follow-up ranges of
+    the same file are not logged again, or a long recording would flood the chain."""
+    requested_range = request.headers.get("range")
+    return requested_range is None or requested_range.replace(" ", "").startswith("bytes=0-")
+
+
+@router.get("/items/{item_id}/original")
+def get_original(item_id: int, found: Reader, session: Db, request: Request) -> FileResponse:
+    """The item's original file from the content store (what the audio and video players play)."""
+    item = views.require_item(session, item_id)
+    access.require_content(session, found, item.job_id)
+    root = request.app.state.settings.objects_dir.resolve()
+    path = (root / item.stored_path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise errors.NotFoundError(f"the original of item {item_id} is missing from the store")
+    if _first_read(request):
+        access.record_access(session, found, item, "original")
+    return FileResponse(
+        path, media_type=item.media_type, headers={"Cache-Control": "private, no-store"}
     )
 
 

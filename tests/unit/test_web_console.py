@@ -405,3 +405,53 @@ def test_pages_render_for_each_role(
     ):
         assert value in item_page.headers[header]
     assert client.get("/openapi.json").json()["paths"]["/api/jobs"]
+
+
+@pytest.mark.tools
+def test_an_audio_item_plays_from_its_original_and_its_timestamps_seek(
+    env: Embedded, client: TestClient, users: dict[str, str], tmp_path: Path
+) -> None:
+    from tests import mediagen
+
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    mediagen.make_speech_audio(folder / "call.mp3", ["The shipment left on Monday morning."])
+    made = submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[folder],
+        task=build_task("summarize", {}, env.settings.model.max_text_chars),
+        name="calls",
+        executor="in_process",
+    )
+    embedded.run_item_runs(env.context, made.item_run_ids)
+    call = item_of(env, made.job_id, "call.mp3")
+    sign_in(client, "ada")
+    page = client.get(f"/items/{call.id}").text
+    assert (
+        f'id="player" class="player" controls preload="metadata" src="/api/items/{call.id}/original"'
+        in page
+    )
+    assert 'class="seek" data-seek="0.0"' in page
+    assert re.search(r'class="citation" href="#seg-[^"]+" data-seek="', page)
+    url = f"/api/items/{call.id}/original"
+    first = client.get(url, headers={"Range": "bytes=0-99"})
+    later = client.get(url, headers={"Range": "bytes=100-199"})
+    assert first.status_code == later.status_code == 206
+    assert first.headers["content-type"] == "audio/mpeg"
+    originals = [e for e in events(env, "content.viewed") if e.details["what"] == "original"]
+    assert len(originals) == 1  # the player's follow-up ranges are not logged again
+
+
+def test_serve_refuses_a_non_loopback_address_unless_told(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from jobs import cli
+    from jobs.web.app import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3")
+    refused = CliRunner().invoke(
+        cli.cli, ["serve", "--host", "0.0.0.0"], env={"SIEVE_DATA_DIR": str(tmp_path)}
+    )
+    assert refused.exit_code == 2 and "--allow-remote" in refused.output

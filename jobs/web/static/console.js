@@ -35,6 +35,15 @@
     }
   }
 
+  // A cited timestamp or a "play from" button starts the recording there.
+  document.addEventListener("click", (event) => {
+    const target = event.target.closest("[data-seek]");
+    const player = document.getElementById("player");
+    if (!target || !player) return;
+    player.currentTime = Number(target.dataset.seek);
+    player.play().catch(() => {});
+  });
+
   document.addEventListener("DOMContentLoaded", () => {
     for (const element of document.querySelectorAll("[data-poll]")) setTimeout(() => poll(element), 2000);
   });

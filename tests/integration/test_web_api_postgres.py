@@ -1,0 +1,66 @@
+"""The console's API tests again, on the real PostgreSQL.
+
+``tests/unit/test_web_console.py`` runs them on SQLite; here the same tests,
+through FastAPI's test client, run against a fresh PostgreSQL database each
+(sessions, grants, the audit chain's advisory locks, cursor pages, exports
+reading through a second connection). What the items say comes from the fake
+model: the model is not under test here, and the real one costs ten seconds a
+test; ``test_web.py`` drives the same API and pages through a real worker and
+the real model. Re-runs and uploads queue to workers on a server database, so
+they are exercised there too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from db import migrate
+from db.session import make_engine, make_session_factory
+from jobs.settings import Settings
+from tests.fake_model import FakeModel
+from tests.unit.test_embedded_pipeline import Embedded
+from tests.unit.test_web_console import (  # noqa: F401  (fixtures and tests collected here too)
+    client,
+    job_id,
+    test_a_disabled_user_s_session_and_tokens_stop_working,
+    test_a_form_post_without_the_csrf_token_is_refused,
+    test_a_missing_server_path_is_a_clear_400,
+    test_a_session_signs_in_through_the_form_with_a_strict_http_only_cookie,
+    test_an_artifact_streams_with_its_type_and_honours_ranges,
+    test_an_export_is_started_watched_and_downloaded,
+    test_an_unauthenticated_call_is_a_401_problem_and_a_page_redirects_to_login,
+    test_failed_sign_ins_are_audited_and_then_rate_limited,
+    test_items_page_through_a_cursor_and_filter_as_rerun_where,
+    test_opening_an_item_writes_an_access_event_in_the_job_chain,
+    test_pages_render_for_each_role,
+    test_reading_identifiers_is_audited_apart,
+    test_roles_and_grants_decide_who_reads_what,
+    test_the_sign_in_form_itself_needs_its_token,
+    users,
+)
+from worker.config import LimitSettings, ModelSettings
+from worker.pipeline import PipelineContext
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture
+def env(empty_postgres_url: str, tmp_path: Path) -> Iterator[Embedded]:
+    """The unit tests' environment, on a new PostgreSQL database."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=empty_postgres_url,
+        model=ModelSettings(max_text_chars=80, max_output_tokens=40),
+        limits=LimitSettings(sandbox=False),  # extraction is not what these tests are about
+    )
+    migrate.upgrade(empty_postgres_url)
+    engine = make_engine(empty_postgres_url)
+    factory = make_session_factory(engine)
+    model = FakeModel()
+    yield Embedded(
+        settings, factory, PipelineContext(settings, factory, model, "web@host:1"), model
+    )
+    engine.dispose()
