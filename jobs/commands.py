@@ -134,6 +134,17 @@ def job_session(settings: Settings, job_id: int) -> Iterator[Session]:
         engine.dispose()
 
 
+@contextlib.contextmanager
+def transaction(settings: Settings) -> Iterator[Session]:
+    """A session in one transaction on the database (committed unless it raises), engine closed after."""
+    engine, session_factory = open_database(settings)
+    try:
+        with session_factory.begin() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
 def dispatcher(settings: Settings) -> Dispatcher:
     """The broker publisher for this command: one Celery app, built once."""
     return Dispatcher(create_celery_app(settings), settings.worker.queue)

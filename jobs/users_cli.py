@@ -35,12 +35,8 @@ def users_group() -> None:
 def add(name: str, role: str) -> None:
     """Create an account (the password is asked twice, or read from standard input)."""
     password = _read_password()
-    engine, session_factory = commands.open_database(commands.load_settings())
-    try:
-        with session_factory.begin() as session:
-            accounts.add_user(session, name, role, password, submitter_identity())
-    finally:
-        engine.dispose()
+    with commands.transaction(commands.load_settings()) as session:
+        accounts.add_user(session, name, role, password, submitter_identity())
     console.print(f"user {name} ({role}) created")
 
 
@@ -72,12 +68,8 @@ def list_users() -> None:
 
 
 def _set_disabled(name: str, disabled: bool) -> None:
-    engine, session_factory = commands.open_database(commands.load_settings())
-    try:
-        with session_factory.begin() as session:
-            changed = accounts.set_disabled(session, name, disabled, submitter_identity())
-    finally:
-        engine.dispose()
+    with commands.transaction(commands.load_settings()) as session:
+        changed = accounts.set_disabled(session, name, disabled, submitter_identity())
     state = "disabled" if disabled else "enabled"
     console.print(f"user {name} {state}" if changed else f"user {name} was already {state}")
 
@@ -101,12 +93,8 @@ def enable(name: str) -> None:
 def reset_password(name: str) -> None:
     """Set a new password (asked twice, or read from standard input); sessions end."""
     password = _read_password()
-    engine, session_factory = commands.open_database(commands.load_settings())
-    try:
-        with session_factory.begin() as session:
-            accounts.reset_password(session, name, password, submitter_identity())
-    finally:
-        engine.dispose()
+    with commands.transaction(commands.load_settings()) as session:
+        accounts.reset_password(session, name, password, submitter_identity())
     console.print(f"password of {name} reset")
 
 
@@ -132,12 +120,8 @@ def tokens_group() -> None:
 @click.option("--label", default="cli", show_default=True, help="What the token is for.")
 def create_token(name: str, label: str) -> None:
     """Make a token for user NAME; it is printed once, on the last line."""
-    engine, session_factory = commands.open_database(commands.load_settings())
-    try:
-        with session_factory.begin() as session:
-            token = accounts.create_token(session, name, label, submitter_identity())
-    finally:
-        engine.dispose()
+    with commands.transaction(commands.load_settings()) as session:
+        token = accounts.create_token(session, name, label, submitter_identity())
     console.print(f"token for {name} ({label}); it is shown only now:")
     click.echo(token)
 

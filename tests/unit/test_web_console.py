@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -455,3 +456,50 @@ def test_serve_refuses_a_non_loopback_address_unless_told(tmp_path: Path) -> Non
         cli.cli, ["serve", "--host", "0.0.0.0"], env={"SIEVE_DATA_DIR": str(tmp_path)}
     )
     assert refused.exit_code == 2 and "--allow-remote" in refused.output
+
+
+def test_the_users_and_tokens_commands_manage_accounts(env: Embedded, job_id: int) -> None:
+    from click.testing import CliRunner
+
+    from jobs import cli
+    from jobs.settings import reset_settings_cache
+
+    runner = CliRunner()
+    environment = {"SIEVE_DATA_DIR": str(env.settings.data_dir)}
+    reset_settings_cache()
+
+    def sieve(*args: str, stdin: str | None = None) -> Any:
+        result = runner.invoke(cli.cli, list(args), input=stdin, env=environment)
+        reset_settings_cache()
+        return result
+
+    assert sieve("users", "add", "nora", "--role", "reviewer", stdin=PASSWORD + "\n").exit_code == 0
+    duplicate = sieve("users", "add", "nora", "--role", "admin", stdin=PASSWORD + "\n")
+    assert duplicate.exit_code == 2 and "exists already" in duplicate.output
+    assert (
+        sieve("users", "add", "Bad Name", "--role", "admin", stdin=PASSWORD + "\n").exit_code == 2
+    )
+    assert sieve("users", "grant", "nora", str(job_id)).exit_code == 0
+    made = sieve("tokens", "create", "nora")
+    token = made.output.strip().splitlines()[-1]
+    assert made.exit_code == 0 and token.startswith("sieve_")
+    listing = sieve("users", "list").output
+    assert "nora" in listing and "reviewer" in listing and str(job_id) in listing
+    new_password = "another long password"
+    assert sieve("users", "reset-password", "nora", stdin=new_password + "\n").exit_code == 0
+    with env.session_factory() as session:
+        assert accounts.verify_password(session, "nora", new_password) is not None
+        assert accounts.verify_password(session, "nora", PASSWORD) is None
+        assert accounts.user_for_token(session, token) is not None
+    assert sieve("users", "disable", "nora").exit_code == 0
+    with env.session_factory() as session:
+        assert accounts.user_for_token(session, token) is None
+        actions = [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    for action in (
+        "user.created",
+        "grant.added",
+        "token.created",
+        "user.password_reset",
+        "user.disabled",
+    ):
+        assert action in actions
