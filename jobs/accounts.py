@@ -152,6 +152,43 @@ def grant_job(session: Session, name: str, job_id: int, actor: str) -> bool:
     return True
 
 
+def revoke_grant(session: Session, name: str, job_id: int, actor: str) -> bool:
+    """Take a reviewer's access to job ``job_id`` away. True when there was a grant."""
+    user = find_user(session, name)
+    grant = session.scalar(
+        select(JobGrant).where(JobGrant.user_id == user.id, JobGrant.job_id == job_id)
+    )
+    if grant is None:
+        return False
+    session.delete(grant)
+    audit.append_event(
+        session,
+        audit.EventDraft(
+            action="grant.revoked", actor=actor, job_id=job_id, details={"user": name}
+        ),
+    )
+    return True
+
+
+def tokens_of(session: Session, name: str) -> list[ApiToken]:
+    user = find_user(session, name)
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
+    )
+
+
+def revoke_token(session: Session, token_id: int, actor: str) -> bool:
+    """Stop a token working (it stays listed, revoked). True when it was live."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise errors.NotFoundError(f"no token with id {token_id}")
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    _account_event(session, "token.revoked", actor, {"user": token.user.name, "token_id": token_id})
+    return True
+
+
 def granted_job_ids(session: Session, user_id: int) -> set[int]:
     return set(session.scalars(select(JobGrant.job_id).where(JobGrant.user_id == user_id)))
 

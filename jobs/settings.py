@@ -106,6 +106,12 @@ class WebSettings(BaseModel):
     tls_key: Path | None = None
     upload_max_bytes: int = Field(default=2 * 1024**3, gt=0)  # per uploaded file
     page_size: int = Field(default=50, ge=1, le=1000)  # items per API page (the most asked for)
+    # The same caller reading the same file again within this many seconds (a player's
+    # ranges) is not logged again; the first read always is.
+    access_repeat_s: float = Field(default=300.0, ge=0)
+    # Addresses of reverse proxies whose X-Forwarded-For is believed; none by default, so
+    # no client can choose the address its sign-ins are throttled and audited under.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class Settings(WorkerConfig, BaseSettings):

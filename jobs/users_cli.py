@@ -110,6 +110,16 @@ def grant(name: str, job_id: int) -> None:
     console.print(f"{name} may read job {job_id}" if added else f"{name} could already")
 
 
+@users_group.command("revoke")
+@click.argument("name")
+@click.argument("job_id", type=int)
+def revoke(name: str, job_id: int) -> None:
+    """Take reviewer NAME's access to job JOB_ID away."""
+    with commands.transaction(commands.load_settings()) as session:
+        removed = accounts.revoke_grant(session, name, job_id, submitter_identity())
+    console.print(f"{name} may no longer read job {job_id}" if removed else f"{name} had no grant")
+
+
 @click.group("tokens")
 def tokens_group() -> None:
     """Bearer tokens for the API."""
@@ -124,6 +134,33 @@ def create_token(name: str, label: str) -> None:
         token = accounts.create_token(session, name, label, submitter_identity())
     console.print(f"token for {name} ({label}); it is shown only now:")
     click.echo(token)
+
+
+@tokens_group.command("list")
+@click.argument("name")
+def list_tokens(name: str) -> None:
+    """User NAME's tokens (never the tokens themselves: only their ids and labels)."""
+    table = Table("id", "label", "created (UTC)", "state")
+    with commands.transaction(commands.load_settings()) as session:
+        for token in accounts.tokens_of(session, name):
+            table.add_row(
+                str(token.id),
+                token.label,
+                token.created_at.strftime("%Y-%m-%d %H:%M"),
+                "revoked" if token.revoked_at else "live",
+            )
+    Console().print(table)
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=int)
+def revoke_token(token_id: int) -> None:
+    """Stop token TOKEN_ID working (see ``sieve tokens list``)."""
+    with commands.transaction(commands.load_settings()) as session:
+        revoked = accounts.revoke_token(session, token_id, submitter_identity())
+    console.print(
+        f"token {token_id} revoked" if revoked else f"token {token_id} was revoked already"
+    )
 
 
 @click.command("serve")
@@ -160,6 +197,9 @@ def serve(host: str, port: int, allow_remote: bool) -> None:
         ssl_certfile=str(settings.web.tls_certificate) if tls else None,
         ssl_keyfile=str(settings.web.tls_key) if settings.web.tls_key else None,
         server_header=False,
+        # Only a configured reverse proxy may say who the client is (X-Forwarded-For).
+        proxy_headers=bool(settings.web.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.web.trusted_proxies) or None,
     )
 
 

@@ -288,6 +288,10 @@ class RateLimitedError(AccessError):
 
     code = "rate_limited"
 
+    def __init__(self, message: str | None = None, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # sent as Retry-After
+
 
 def error_class_for(code: str) -> type[SieveError]:
     """The error class whose stored ``code`` is ``code`` (``SieveError`` if none).

@@ -8,17 +8,23 @@ is not sent by browsers on their own, so it needs none.
 
 Every read of an item's content, of an artifact or of identifiers is an audit
 event in the job's hash chain, committed before the content is sent: there is
-no read without its record.
+no read without its record. The one exception is a repeat: the same caller
+reading the same file again within ``web.access_repeat_s`` (a player fetching
+a recording range by range) is not written again; the first read always is,
+whatever the request's headers say.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from db import audit
 from db.models import Item, UserRole, WebSession
@@ -81,7 +87,7 @@ def _caller(request: Request, session: Session) -> Caller | None:
 
 async def caller(request: Request, session: Annotated[Session, Depends(database)]) -> Caller:
     """The authenticated caller; a cookie request that changes something must pass CSRF."""
-    found = _caller(request, session)
+    found = await run_in_threadpool(_caller, request, session)  # database reads off the loop
     if found is None:
         raise errors.AuthenticationError()
     if found.web_session_id is not None and request.method not in SAFE_METHODS:
@@ -128,18 +134,68 @@ def require_job_view(session: Session, found: Caller, job_id: int) -> None:
         raise errors.ForbiddenError(f"you have no grant for job {job_id}")
 
 
+class RepeatFilter:
+    """Remembers recent reads so a repeat within ``window_s`` is not logged again."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._seen: dict[tuple[Any, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def first(self, key: tuple[Any, ...]) -> bool:
+        """True when ``key`` was not seen within the window (and remember it now)."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 10_000:  # forget what is past the window
+                self._seen = {k: t for k, t in self._seen.items() if now - t < self.window_s}
+            last = self._seen.get(key)
+            self._seen[key] = now
+            return last is None or now - last >= self.window_s
+
+
 def record_access(
-    session: Session, found: Caller, item: Item, what: str, details: dict[str, Any] | None = None
+    request: Request,
+    session: Session,
+    found: Caller,
+    item: Item,
+    what: str,
+    details: dict[str, Any] | None = None,
 ) -> None:
-    """Write and commit the access event for a read of ``item`` (before it is sent)."""
+    """Write and commit the access event for a read of ``item`` (before it is sent).
+
+    A file (artifact or original) read again by the same caller within the
+    repeat window is not written twice; everything else always is.
+    """
+    if what in ("artifact", "original"):
+        key = (found.principal.name, found.principal.via, item.id, what, str(details or ""))
+        if not request.app.state.repeats.first(key):
+            return
+    _append_access(session, found, item.job_id, item, what, details)
+
+
+def record_job_access(
+    session: Session, found: Caller, job_id: int, what: str, details: dict[str, Any]
+) -> None:
+    """The access event for a read of many items' content at once (a run diff, an export)."""
+    _append_access(session, found, job_id, None, what, details)
+
+
+def _append_access(
+    session: Session,
+    found: Caller,
+    job_id: int,
+    item: Item | None,
+    what: str,
+    details: dict[str, Any] | None,
+) -> None:
     audit.append_event(
         session,
         audit.EventDraft(
             action="content.viewed",
             actor=found.principal.name,
-            job_id=item.job_id,
-            item_id=item.id,
-            item_sha256=item.sha256,
+            job_id=job_id,
+            item_id=item.id if item is not None else None,
+            item_sha256=item.sha256 if item is not None else None,
             details={
                 "what": what,
                 "role": found.principal.role.value,

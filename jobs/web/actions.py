@@ -51,7 +51,10 @@ class TaskRequest:
             options["schema"] = self.schema
         if self.case:
             options["case"] = self.case
-        return build_task(self.name, options, settings.model.max_text_chars)
+        try:
+            return build_task(self.name, options, settings.model.max_text_chars)
+        except errors.ConfigurationError as exc:  # the request named it: the caller's mistake
+            raise errors.UsageError(exc.message) from exc
 
 
 class InProcessRunner:
@@ -163,7 +166,8 @@ class Actions:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _store_upload(self, scratch: Path, filename: str, stream: BinaryIO) -> None:
-        safe_name = Path(filename.replace("\\", "/")).name.lstrip(".") or "upload"
+        printable = "".join(ch for ch in filename if ch.isprintable())
+        safe_name = Path(printable.replace("\\", "/")).name.lstrip(".")[:200] or "upload"
         target = scratch / safe_name
         counter = 1
         while target.exists():

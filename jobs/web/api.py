@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import audit
-from db.models import ReviewDecision, Run, StoredSegment, UserRole
+from db.models import ItemRun, ReviewDecision, Run, StoredSegment, UserRole
 from jobs import accounts, reconciliation
 from jobs.submit import RunOptions
 from jobs.web import access, views
@@ -236,7 +236,9 @@ def create_run(job_id: int, body: RerunBody, found: Admin, request: Request) -> 
 def diff_runs(job_id: int, run_a: int, run_b: int, found: Reader, session: Db) -> dict[str, Any]:
     """Two runs of a job compared item by item (run numbers, as ``sieve diff`` shows them)."""
     access.require_content(session, found, job_id)
-    return views.run_diff_view(session, job_id, run_a, run_b)
+    diff = views.run_diff_view(session, job_id, run_a, run_b)
+    access.record_job_access(session, found, job_id, "run_diff", views.diff_access_details(diff))
+    return diff
 
 
 # --- items and artifacts --------------------------------------------------------------------
@@ -262,22 +264,24 @@ def list_items(
 
 
 @router.get("/items/{item_id}")
-def get_item(item_id: int, found: Reader, session: Db) -> dict[str, Any]:
+def get_item(item_id: int, found: Reader, session: Db, request: Request) -> dict[str, Any]:
     """An item with its segments (text and artifact links), each run's state and result."""
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
     detail = views.item_detail(session, item)
-    access.record_access(session, found, item, "item", {"via_api": True})
+    access.record_access(request, session, found, item, "item", {"via_api": True})
     return detail
 
 
 @router.get("/items/{item_id}/identifiers")
-def get_identifiers(item_id: int, found: Reader, session: Db) -> dict[str, Any]:
+def get_identifiers(item_id: int, found: Reader, session: Db, request: Request) -> dict[str, Any]:
     """The patient/person identifiers kept apart from the content (each read audited)."""
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
     identifiers = dict(item.identifiers or {})
-    access.record_access(session, found, item, "identifiers", {"fields": sorted(identifiers)})
+    access.record_access(
+        request, session, found, item, "identifiers", {"fields": sorted(identifiers)}
+    )
     return {"item_id": item_id, "identifiers": identifiers}
 
 
@@ -293,12 +297,18 @@ def record_decision(
     session: Session, found: Caller, item: Any, decision: str, note: str, run_number: int | None
 ) -> dict[str, Any]:
     """Store a decision and its audit event in one transaction."""
-    query = select(Run).where(Run.job_id == item.job_id)
+    # The run whose answer is decided on: the one named, else the latest that holds the item.
+    query = (
+        select(Run)
+        .join(ItemRun, (ItemRun.run_id == Run.id) & (ItemRun.item_id == item.id))
+        .where(Run.job_id == item.job_id)
+    )
     if run_number is not None:
         query = query.where(Run.number == run_number)
     run = session.scalar(query.order_by(Run.number.desc()).limit(1))
     if run is None:
-        raise errors.NotFoundError(f"job {item.job_id} has no run {run_number or ''}".strip())
+        which = f"run {run_number}" if run_number is not None else "any run"
+        raise errors.NotFoundError(f"item {item.id} is not in {which} of job {item.job_id}")
     row = ReviewDecision(
         item_id=item.id,
         run_id=run.id,
@@ -335,20 +345,9 @@ def get_artifact(segment_id: int, found: Reader, session: Db, request: Request) 
     path = (root / segment.artifact_path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise errors.NotFoundError(f"the artifact of segment {segment_id} is missing on disk")
-    if _first_read(request):
-        access.record_access(session, found, item, "artifact", {"segment": segment.label})
-    return FileResponse(
-        path,
-        media_type=views.artifact_type(segment.artifact_path),
-        headers={"Cache-Control": "private, no-store"},
-    )
-
-
-def _first_read(request: Request) -> bool:
-    """A whole read, or a player's first range (from byte 0): its follow-up ranges of
-    the same file are not logged again, or a long recording would flood the chain."""
-    requested_range = request.headers.get("range")
-    return requested_range is None or requested_range.replace(" ", "").startswith("bytes=0-")
+    access.record_access(request, session, found, item, "artifact", {"segment": segment.label})
+    media_type = views.artifact_type(segment.artifact_path)
+    return FileResponse(path, media_type=media_type, headers=file_headers(media_type))
 
 
 @router.get("/items/{item_id}/original")
@@ -360,11 +359,20 @@ def get_original(item_id: int, found: Reader, session: Db, request: Request) -> 
     path = (root / item.stored_path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise errors.NotFoundError(f"the original of item {item_id} is missing from the store")
-    if _first_read(request):
-        access.record_access(session, found, item, "original")
-    return FileResponse(
-        path, media_type=item.media_type, headers={"Cache-Control": "private, no-store"}
-    )
+    access.record_access(request, session, found, item, "original")
+    return FileResponse(path, media_type=item.media_type, headers=file_headers(item.media_type))
+
+
+INLINE_TYPES = ("image/", "audio/", "video/")
+
+
+def file_headers(media_type: str) -> dict[str, str]:
+    """A document's bytes never run as a page of this origin: sandboxed, and downloaded
+    unless the browser only shows it (an image, a recording)."""
+    headers = {"Cache-Control": "private, no-store", "Content-Security-Policy": "sandbox"}
+    if not media_type.startswith(INLINE_TYPES):
+        headers["Content-Disposition"] = "attachment"
+    return headers
 
 
 # --- audit and reports -----------------------------------------------------------------------
@@ -409,8 +417,8 @@ def start_export(
     job_id: int, body: ExportBody, found: Anyone, session: Db, request: Request
 ) -> dict[str, Any]:
     """Start writing results (jsonl, csv) or the custody report; poll, then download."""
-    views.require_job(session, job_id)
     _check_export_access(session, found, job_id, body.format)
+    views.require_job(session, job_id)
     return _exports(request).start(job_id, body.format, found.principal.name).as_json()
 
 
@@ -434,16 +442,20 @@ def download_export(export_id: int, found: Anyone, session: Db, request: Request
     _check_export_access(session, found, export.job_id, export.format)
     if export.state != "done" or export.path is None:
         raise errors.UsageError(f"export {export_id} is {export.state}, not ready")
-    audit.append_event(
-        session,
-        audit.EventDraft(
-            action="export.downloaded",
-            actor=found.principal.name,
-            job_id=export.job_id,
-            details={"format": export.format, "rows": export.rows, "address": found.address},
-        ),
-    )
-    session.commit()
+    details = {"format": export.format, "rows": export.rows, "export": export.id}
+    if export.format in CONTENT_FORMATS:
+        access.record_job_access(session, found, export.job_id, "export", details)
+    else:
+        audit.append_event(
+            session,
+            audit.EventDraft(
+                action="export.downloaded",
+                actor=found.principal.name,
+                job_id=export.job_id,
+                details={**details, "address": found.address},
+            ),
+        )
+        session.commit()
     return FileResponse(
         export.path, media_type=FORMATS[export.format][0], filename=export.path.name
     )
@@ -476,6 +488,20 @@ def enable_user(name: str, found: Admin, session: Db) -> dict[str, Any]:
     changed = accounts.set_disabled(session, name, False, found.principal.name)
     session.commit()
     return {"name": name, "disabled": False, "changed": changed}
+
+
+@router.delete("/users/{name}/grants/{job_id}")
+def revoke_grant(name: str, job_id: int, found: Admin, session: Db) -> dict[str, Any]:
+    removed = accounts.revoke_grant(session, name, job_id, found.principal.name)
+    session.commit()
+    return {"name": name, "job_id": job_id, "removed": removed}
+
+
+@router.post("/tokens/{token_id}/revoke")
+def revoke_token(token_id: int, found: Admin, session: Db) -> dict[str, Any]:
+    revoked = accounts.revoke_token(session, token_id, found.principal.name)
+    session.commit()
+    return {"token_id": token_id, "revoked": revoked}
 
 
 @router.post("/users/{name}/grants", status_code=201)

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobs import commands
 from jobs.settings import Settings
-from jobs.web import api, pages
+from jobs.web import access, api, pages
 from jobs.web.actions import Actions
 from jobs.web.exports import ExportRegistry
 from jobs.web.throttle import LoginThrottle
@@ -77,7 +77,13 @@ def status_for(exc: errors.SieveError) -> int:
     return 500
 
 
-def problem(status: int, code: str, detail: str, instance: str) -> JSONResponse:
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    instance: str,
+    extra_headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """An RFC 9457 problem document; ``code`` is Sieve's stable error code."""
     body = {
         "type": f"urn:sieve:error:{code}",
@@ -87,7 +93,9 @@ def problem(status: int, code: str, detail: str, instance: str) -> JSONResponse:
         "code": code,
         "instance": instance,
     }
-    headers = {"WWW-Authenticate": 'Bearer realm="sieve"'} if status == 401 else None
+    headers = dict(extra_headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="sieve"'
     return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
 
 
@@ -95,9 +103,15 @@ def _wants_page(request: Request) -> bool:
     return not request.url.path.startswith("/api") and request.url.path != "/openapi.json"
 
 
-def _error_response(request: Request, status: int, code: str, detail: str) -> Response:
+def _error_response(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
     if not _wants_page(request):
-        return problem(status, code, detail, request.url.path)
+        return problem(status, code, detail, request.url.path, headers)
     if status == 401:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
@@ -107,6 +121,7 @@ def _error_response(request: Request, status: int, code: str, detail: str) -> Re
         "error.html",
         {"status": status, "code": code, "detail": detail, "caller": None, "csrf_token": ""},
         status_code=status,
+        headers=headers,
     )
 
 
@@ -133,6 +148,7 @@ def create_app(
     app.state.actions = Actions(settings, session_factory, run_in_process)
     app.state.exports = ExportRegistry(settings.data_dir / "exports", session_factory)
     app.state.throttle = LoginThrottle(settings.web.login_attempts, settings.web.login_window_s)
+    app.state.repeats = access.RepeatFilter(settings.web.access_repeat_s)
     app.state.templates = pages.make_templates(PACKAGE / "templates")
     app.state.secure_cookies = settings.web.tls_certificate is not None
     app.include_router(api.router)
@@ -145,7 +161,9 @@ def create_app(
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.SieveError)
     async def sieve_error(request: Request, exc: errors.SieveError) -> Response:
-        return _error_response(request, status_for(exc), exc.code, exc.message)
+        retry = getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(int(retry) + 1)} if retry else None
+        return _error_response(request, status_for(exc), exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -158,7 +176,7 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_response(request, exc.status_code, code, str(exc.detail))
+        return _error_response(request, exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from jobs import custody
 from jobs import results as results_module
 from jobs import status as status_module
 from worker import errors
+
+logger = logging.getLogger(__name__)
 
 FORMATS = {
     "jsonl": ("application/x-ndjson", ".jsonl"),
@@ -89,7 +92,9 @@ class ExportRegistry:
             export.path, export.state = target, "done"
         except Exception as exc:  # reported on the export, not lost in a thread
             partial.unlink(missing_ok=True)
-            export.state, export.error = "failed", f"{type(exc).__name__}: {exc}"
+            logger.exception("export %d of job %d failed", export.id, export.job_id)
+            code = exc.code if isinstance(exc, errors.SieveError) else errors.InternalError.code
+            export.state, export.error = "failed", f"{code} (the server's log has the detail)"
 
     @staticmethod
     def _write_rows(session: Session, export: Export, out: Any) -> int:

@@ -107,7 +107,7 @@ def login(
     if wait > 0:
         access.record_sign_in(session, name, address, False, "rate limited")
         raise errors.RateLimitedError(
-            f"too many failed sign-ins for {name!r} from {address}; try again in {wait:.0f} s"
+            f"too many failed sign-ins for {name!r}; try again in {wait:.0f} s", wait
         )
     user = accounts.verify_password(session, name, password)
     if user is None:
@@ -304,6 +304,7 @@ def diff_page(
 ) -> HTMLResponse:
     access.require_content(session, found, job_id)
     diff = views.run_diff_view(session, job_id, a, b)
+    access.record_job_access(session, found, job_id, "run_diff", views.diff_access_details(diff))
     return _render(
         request, "diff.html", found, {"title": f"Job {job_id}: run {a} against {b}", "diff": diff}
     )
@@ -312,7 +313,7 @@ def diff_page(
 @router.get("/jobs/{job_id}/audit")
 def audit_page(request: Request, job_id: int, found: Auditor, session: Db) -> HTMLResponse:
     view = views.audit_view(session, job_id)
-    access_events = [event for event in view["events"] if event["action"] == "content.viewed"]
+    access_events = views.access_events(session, job_id)
     return _render(
         request,
         "audit.html",
@@ -331,7 +332,7 @@ def item_page(
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
     detail = views.item_detail(session, item)
-    access.record_access(session, found, item, "item", {"page": True})
+    access.record_access(request, session, found, item, "item", {"page": True})
     return _render(
         request,
         "item.html",

@@ -11,9 +11,16 @@ import threading
 import time
 from collections import deque
 
+# A name tried from many addresses (a spray, or addresses that lie) is held too,
+# at this many times the per-address allowance.
+ANY_ADDRESS_FACTOR = 4
+ANY_ADDRESS = "*"
+MAX_KEYS = 100_000
+
 
 class LoginThrottle:
-    """At most ``attempts`` failures per key in any ``window_s`` seconds."""
+    """At most ``attempts`` failures per (user, address), and ``ANY_ADDRESS_FACTOR`` times
+    that per user from all addresses together, in any ``window_s`` seconds."""
 
     def __init__(self, attempts: int, window_s: float) -> None:
         self.attempts = attempts
@@ -30,17 +37,28 @@ class LoginThrottle:
     def retry_after(self, user: str, address: str) -> float:
         """Seconds until this user may try again from this address (0: now)."""
         now = time.monotonic()
+        user = user[:64]
         with self._lock:
-            failures = self._recent((user, address), now)
-            if len(failures) < self.attempts:
-                return 0.0
-            return max(0.0, failures[0] + self.window_s - now)
+            waits = [0.0]
+            for key, allowed in (
+                ((user, address), self.attempts),
+                ((user, ANY_ADDRESS), self.attempts * ANY_ADDRESS_FACTOR),
+            ):
+                failures = self._recent(key, now)
+                if len(failures) >= allowed:
+                    waits.append(failures[-allowed] + self.window_s - now)
+            return max(waits)
 
     def failed(self, user: str, address: str) -> None:
         with self._lock:
             now = time.monotonic()
-            self._recent((user, address), now).append(now)
+            if len(self._failures) > MAX_KEYS:
+                self._failures = {
+                    k: v for k, v in self._failures.items() if v and v[-1] > now - self.window_s
+                }
+            for key in ((user[:64], address), (user[:64], ANY_ADDRESS)):
+                self._recent(key, now).append(now)
 
     def succeeded(self, user: str, address: str) -> None:
         with self._lock:
-            self._failures.pop((user, address), None)
+            self._failures.pop((user[:64], address), None)

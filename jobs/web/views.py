@@ -255,8 +255,9 @@ def _result_view(result: Result, labels: set[str]) -> dict[str, Any]:
         "partials": [
             {
                 **partial,
-                "cite_anchors": [
-                    anchor_of(label) for label in partial.get("cites", []) if label in labels
+                "cite_links": [
+                    {"label": label, "anchor": anchor_of(label) if label in labels else None}
+                    for label in partial.get("cites", [])
                 ],
             }
             for partial in result.partials
@@ -391,6 +392,36 @@ def audit_view(session: Session, job_id: int, limit: int = 500) -> dict[str, Any
             for event in reversed(events)
         ],
     }
+
+
+ACCESS_ACTIONS = ("content.viewed", "export.downloaded", "review.decided")
+
+
+def access_events(session: Session, job_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+    """Who read or decided on what in a job, newest first: the access log, queried apart."""
+    events = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.chain == audit.chain_name(job_id), AuditEvent.action.in_(ACCESS_ACTIONS))
+        .order_by(AuditEvent.seq.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "seq": event.seq,
+            "occurred_at": timestamp(event.occurred_at),
+            "actor": event.actor,
+            "action": event.action,
+            "item_id": event.item_id,
+            "details": event.details,
+        }
+        for event in events
+    ]
+
+
+def diff_access_details(diff: dict[str, Any]) -> dict[str, Any]:
+    """What a run diff showed, for its access event: the runs and the items whose answers changed."""
+    shown = [row["item_id"] for row in diff["items"] if row["status"] != "unchanged"]
+    return {"runs": [diff["a"]["number"], diff["b"]["number"]], "items": shown[:1000]}
 
 
 def users_view(session: Session) -> list[dict[str, Any]]:

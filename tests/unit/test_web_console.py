@@ -254,6 +254,7 @@ def test_failed_sign_ins_are_audited_and_then_rate_limited(
         "/login", data={"name": "ada", "password": PASSWORD, "csrf_token": token.group(1)}
     )
     assert limited.status_code == 429  # even the right password waits out the window
+    assert int(limited.headers["retry-after"]) > 0
     failed = events(env, "login.failed")
     assert len(failed) == attempts + 1
     assert failed[-1].details["reason"] == "rate limited" and failed[-1].chain == "global"
@@ -317,6 +318,16 @@ def test_an_artifact_streams_with_its_type_and_honours_ranges(
     assert part.status_code == 206 and part.content == whole.content[4:12]
     assert [e.details["what"] for e in events(env, "content.viewed")] == ["artifact"]
     assert client.get(url, headers=bearer(users["aud"])).status_code == 403
+    # However a first read asks (a suffix range is the whole file), it is logged.
+    grant(env, "rita", job_id)
+    suffix = client.get(url, headers={**bearer(users["rita"]), "Range": "bytes=-100000"})
+    assert suffix.status_code in (200, 206) and suffix.content == whole.content
+    assert [e.actor for e in events(env, "content.viewed")] == ["ada", "rita"]
+    assert suffix.headers["content-security-policy"] == "sandbox"
+    original = client.get(
+        f"/api/items/{item_of(env, job_id, 'memo.pdf').id}/original", headers=bearer(users["rita"])
+    )
+    assert original.headers["content-disposition"] == "attachment"  # a document never renders here
 
 
 def test_a_failed_item_is_rerun_from_the_api_and_the_runs_diff(
@@ -331,6 +342,8 @@ def test_a_failed_item_is_rerun_from_the_api_and_the_runs_diff(
     assert [run["number"] for run in runs] == [1, 2] and runs[1]["created_by"] == "ada"
     diff = client.get(f"/api/jobs/{job_id}/runs/1/diff/2", headers=bearer(users["ada"])).json()
     assert diff["summary"]["only_in_a"] == 2 and diff["summary"]["unchanged"] == 1
+    shown = events(env, "content.viewed")[-1]
+    assert shown.details["what"] == "run_diff" and shown.details["runs"] == [1, 2]
     nothing = client.post(
         f"/api/jobs/{job_id}/runs",
         json={"where": "state = cancelled"},
@@ -356,7 +369,8 @@ def test_an_export_is_started_watched_and_downloaded(
     assert state["state"] == "done" and state["rows"] == 3
     body = client.get(state["download"], headers=bearer(users["ada"]))
     assert body.status_code == 200 and len(body.text.splitlines()) == 3
-    assert events(env, "export.downloaded")[-1].actor == "ada"
+    downloaded = events(env, "content.viewed")[-1]  # results are content: in the access log
+    assert (downloaded.actor, downloaded.details["what"]) == ("ada", "export")
     # An auditor may take the custody report, not the results.
     refused = client.post(
         f"/api/jobs/{job_id}/exports", json={"format": "csv"}, headers=bearer(users["aud"])
@@ -386,6 +400,12 @@ def test_a_missing_server_path_is_a_clear_400(client: TestClient, users: dict[st
     )
     assert response.status_code == 400
     assert "no such file or folder" in response.json()["detail"]
+    one_label = client.post(
+        "/api/jobs",
+        json={"paths": ["/tmp"], "task": "classify", "labels": ["only"]},
+        headers=bearer(users["ada"]),
+    )
+    assert one_label.status_code == 400 and one_label.json()["code"] == "usage"
 
 
 def test_pages_render_for_each_role(
@@ -491,9 +511,18 @@ def test_the_users_and_tokens_commands_manage_accounts(env: Embedded, job_id: in
         assert accounts.verify_password(session, "nora", new_password) is not None
         assert accounts.verify_password(session, "nora", PASSWORD) is None
         assert accounts.user_for_token(session, token) is not None
-    assert sieve("users", "disable", "nora").exit_code == 0
+    listed = sieve("tokens", "list", "nora").output
+    assert "live" in listed and token not in listed  # only ids and labels are shown
+    assert sieve("users", "revoke", "nora", str(job_id)).exit_code == 0
+    with env.session_factory() as session:
+        nora = accounts.find_user(session, "nora")
+        assert accounts.granted_job_ids(session, nora.id) == set()
+        token_id = accounts.tokens_of(session, "nora")[0].id
+    assert sieve("tokens", "revoke", str(token_id)).exit_code == 0
     with env.session_factory() as session:
         assert accounts.user_for_token(session, token) is None
+    assert sieve("users", "disable", "nora").exit_code == 0
+    with env.session_factory() as session:
         actions = [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
     for action in (
         "user.created",
@@ -503,3 +532,18 @@ def test_the_users_and_tokens_commands_manage_accounts(env: Embedded, job_id: in
         "user.disabled",
     ):
         assert action in actions
+
+
+def test_the_throttle_holds_a_name_sprayed_from_many_addresses() -> None:
+    from jobs.web.throttle import ANY_ADDRESS_FACTOR, LoginThrottle
+
+    throttle = LoginThrottle(attempts=2, window_s=60)
+    throttle.failed("ada", "10.0.0.1")
+    assert throttle.retry_after("ada", "10.0.0.1") == 0
+    throttle.failed("ada", "10.0.0.1")
+    assert throttle.retry_after("ada", "10.0.0.1") > 0
+    assert throttle.retry_after("ada", "10.0.0.2") == 0  # another address still may
+    for number in range(2 * ANY_ADDRESS_FACTOR):
+        throttle.failed("ada", f"10.0.1.{number}")
+    assert throttle.retry_after("ada", "10.9.9.9") > 0  # but not once the name is sprayed
+    assert throttle.retry_after("bob", "10.0.0.1") == 0
