@@ -19,6 +19,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import axe_playwright_python
 import httpx
 import pytest
 from PIL import Image, ImageDraw
@@ -186,6 +187,21 @@ def shoot(page: Page, name: str, tmp_path: Path) -> None:
         shutil.copyfile(target, SCREENSHOTS / target.name)
 
 
+def assert_accessible(page: Page) -> None:
+    """axe-core (Deque's WCAG rules engine) finds nothing serious or critical on the page."""
+    engine = (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
+    # evaluate() runs through the DevTools protocol, not as a page script, so the
+    # console's Content-Security-Policy (no inline scripts) stays on.
+    found = page.evaluate(engine + "\n;axe.run(document, {resultTypes: ['violations']})")
+    problems = [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} "
+        f"at {[node['target'] for node in violation['nodes']][:3]}"
+        for violation in found["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
+    assert not problems, f"{page.url}: " + "; ".join(problems)
+
+
 def sign_in(browser: Browser, server: str, name: str) -> Page:
     context = browser.new_context(viewport={"width": 1366, "height": 800})
     page = context.new_page()
@@ -222,6 +238,7 @@ def test_a_reviewer_s_day_in_a_real_browser(
     page.reload()
     assert "corrupt_file" in page.inner_text("main")
     shoot(page, "job", tmp_path)
+    assert_accessible(page)
 
     # Open the scanned invoice: its page image loads beside the model's answer.
     invoice_link = page.locator("tr", has_text="invoice.png").get_by_role("link").first
@@ -231,6 +248,7 @@ def test_a_reviewer_s_day_in_a_real_browser(
     assert page.evaluate("img => img.complete && img.naturalWidth > 0", image.element_handle())
     assert page.locator("pre.answer").first.inner_text().strip().startswith("{")
     shoot(page, "item", tmp_path)
+    assert_accessible(page)
 
     # Follow a citation of the memo's answer to the page it cites.
     page.go_back()
@@ -254,6 +272,7 @@ def test_a_reviewer_s_day_in_a_real_browser(
     page.wait_for_url(re.compile(r"/diff\?a=1&b=2"))
     assert page.locator('[data-status="only_in_a"]').inner_text() == "2"
     shoot(page, "diff", tmp_path)
+    assert_accessible(page)
 
     # A reviewer without a grant is refused; with one, her reading is in the access log.
     reviewer = sign_in(browser, server, "web-rev")
@@ -276,6 +295,12 @@ def test_a_reviewer_s_day_in_a_real_browser(
     assert auditor.locator("[data-verified='true']").count() == 1
     assert auditor.locator("tr.access-event", has_text="web-rev").count() >= 1
     shoot(auditor, "audit", tmp_path)
+    assert_accessible(auditor)
     assert celery_worker.process.poll() is None
     page.goto(f"{server}/")
     shoot(page, "jobs", tmp_path)
+    assert_accessible(page)
+    page.goto(f"{server}/users")
+    assert_accessible(page)
+    page.goto(f"{server}/submit")
+    assert_accessible(page)
