@@ -105,6 +105,11 @@ class WebSettings(BaseModel):
     tls_certificate: Path | None = None  # PEM; with tls_key, the server speaks HTTPS
     tls_key: Path | None = None
     upload_max_bytes: int = Field(default=2 * 1024**3, gt=0)  # per uploaded file
+    # The whole upload request, refused as it arrives once past this (before it is spooled).
+    upload_request_max_bytes: int = Field(default=8 * 1024**3, gt=0)
+    # Exports (results, custody reports) written at once, and how long each file is kept.
+    exports_at_once: int = Field(default=2, ge=1, le=16)
+    export_keep_hours: float = Field(default=24.0, gt=0)
     page_size: int = Field(default=50, ge=1, le=1000)  # items per API page (the most asked for)
     # The same caller reading the same file again within this many seconds (a player's
     # ranges) is not logged again; the first read always is.

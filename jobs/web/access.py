@@ -16,6 +16,7 @@ whatever the request's headers say.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +24,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from db import audit
-from db.models import Item, UserRole, WebSession
+from db.models import AuditEvent, Item, UserRole, WebSession
 from jobs import accounts
 from worker import errors
 
@@ -219,3 +221,32 @@ def record_sign_in(session: Session, name: str, address: str, succeeded: bool, w
         ),
     )
     session.commit()
+
+
+def recent_sign_ins(session: Session, window_s: float) -> list[tuple[float, str, str, bool]]:
+    """The last window's password sign-ins from the chain, for the throttle to replay.
+
+    A refusal while throttled is not a password tried, so it is not replayed.
+    """
+    now = dt.datetime.now(dt.UTC)
+    since = now - dt.timedelta(seconds=window_s)
+    rows = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action.in_(("login.failed", "login.succeeded")))
+        .where(AuditEvent.occurred_at >= since)
+        .order_by(AuditEvent.id)
+    )
+    sign_ins = []
+    for event in rows:
+        details = event.details or {}
+        if details.get("reason") == "rate limited":
+            continue
+        sign_ins.append(
+            (
+                (now - event.occurred_at).total_seconds(),
+                event.actor,
+                str(details.get("address", "")),
+                event.action == "login.succeeded",
+            )
+        )
+    return sign_ins

@@ -7,6 +7,7 @@ to them; auditors read audit trails and reports, never document content.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -317,6 +318,10 @@ def record_decision(
         note=note,
     )
     session.add(row)
+    session.flush()
+    # The note may quote the document, and auditors read the chain but no content: the
+    # chain holds the note's hash (which a later change to the stored note would break).
+    note_sha256 = hashlib.sha256(note.encode()).hexdigest() if note else None
     audit.append_event(
         session,
         audit.EventDraft(
@@ -326,7 +331,12 @@ def record_decision(
             run_id=run.id,
             item_id=item.id,
             item_sha256=item.sha256,
-            details={"decision": decision, "note": note, "address": found.address},
+            details={
+                "decision": decision,
+                "decision_id": row.id,
+                "note_sha256": note_sha256,
+                "address": found.address,
+            },
         ),
     )
     session.commit()
@@ -441,7 +451,8 @@ def download_export(export_id: int, found: Anyone, session: Db, request: Request
     export = _exports(request).get(export_id)
     _check_export_access(session, found, export.job_id, export.format)
     if export.state != "done" or export.path is None:
-        raise errors.UsageError(f"export {export_id} is {export.state}, not ready")
+        hint = "start another" if export.state == "expired" else "watch it until it is done"
+        raise errors.UsageError(f"export {export_id} is {export.state}: {hint}")
     details = {"format": export.format, "rows": export.rows, "export": export.id}
     if export.format in CONTENT_FORMATS:
         access.record_job_access(session, found, export.job_id, "export", details)

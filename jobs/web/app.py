@@ -27,6 +27,7 @@ from jobs import commands
 from jobs.settings import Settings
 from jobs.web import access, api, pages
 from jobs.web.actions import Actions
+from jobs.web.body_limit import BodyLimit
 from jobs.web.exports import ExportRegistry
 from jobs.web.throttle import LoginThrottle
 from worker import errors
@@ -59,6 +60,10 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+# Sent only on responses that came over HTTPS (directly or through a trusted proxy).
+HSTS = "max-age=31536000"
+# Bodies other than uploads are forms and small JSON: nothing near this.
+SMALL_BODY_MAX_BYTES = 1024 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -146,16 +151,40 @@ def create_app(
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.actions = Actions(settings, session_factory, run_in_process)
-    app.state.exports = ExportRegistry(settings.data_dir / "exports", session_factory)
+    app.state.exports = ExportRegistry(
+        settings.data_dir / "exports",
+        session_factory,
+        max_running=settings.web.exports_at_once,
+        keep_s=settings.web.export_keep_hours * 3600,
+    )
     app.state.throttle = LoginThrottle(settings.web.login_attempts, settings.web.login_window_s)
+    with session_factory() as session:
+        app.state.throttle.replay(access.recent_sign_ins(session, settings.web.login_window_s))
     app.state.repeats = access.RepeatFilter(settings.web.access_repeat_s)
     app.state.templates = pages.make_templates(PACKAGE / "templates")
-    app.state.secure_cookies = settings.web.tls_certificate is not None
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
+    # Added before the header middleware so that its refusals carry the headers too.
+    app.add_middleware(
+        BodyLimit, limit_for=lambda path: _body_limit(path, settings.web.upload_request_max_bytes)
+    )
     _install_handlers(app)
     return app
+
+
+def _body_limit(path: str, upload_limit: int) -> int:
+    """The most bytes a request to ``path`` may send: uploads get their own limit."""
+    return upload_limit if path.endswith("/upload") else SMALL_BODY_MAX_BYTES
+
+
+def _add_security_headers(request: Request, response: Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.url.scheme == "https":
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    if not request.url.path.startswith("/static"):
+        response.headers.setdefault("Cache-Control", "no-store")
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -178,11 +207,17 @@ def _install_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error_response(request, exc.status_code, code, str(exc.detail), exc.headers)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Runs outside the header middleware (Starlette's outermost layer): add them here.
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        detail = "an internal error; the server's log has the detail"
+        response = _error_response(request, 500, errors.InternalError.code, detail)
+        _add_security_headers(request, response)
+        return response
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not request.url.path.startswith("/static"):
-            response.headers.setdefault("Cache-Control", "no-store")
+        _add_security_headers(request, response)
         return response

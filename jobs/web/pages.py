@@ -13,7 +13,7 @@ import json
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -36,6 +36,7 @@ Admin = Annotated[Caller, Depends(access.admin_only)]
 Reader = Annotated[Caller, Depends(access.content_readers)]
 Auditor = Annotated[Caller, Depends(access.role(UserRole.admin, UserRole.auditor))]
 LOGIN_CSRF_COOKIE = "sieve_login_csrf"
+NOTICE_COOKIE = "sieve_notice"
 
 
 def make_templates(directory: Path) -> Jinja2Templates:
@@ -53,12 +54,21 @@ def _render(
     request: Request, name: str, found: Caller | None, context: dict[str, Any], status: int = 200
 ) -> HTMLResponse:
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(
+    notice = request.cookies.get(NOTICE_COOKIE)
+    response = templates.TemplateResponse(
         request,
         name,
-        {"caller": found, "csrf_token": found.csrf_token if found else "", **context},
+        {
+            "caller": found,
+            "csrf_token": found.csrf_token if found else "",
+            "notice": unquote(notice) if notice else None,
+            **context,
+        },
         status_code=status,
     )
+    if notice:
+        response.delete_cookie(NOTICE_COOKIE, path="/")
+    return response
 
 
 def _actions(request: Request) -> Actions:
@@ -66,9 +76,16 @@ def _actions(request: Request) -> Actions:
     return actions
 
 
-def _back(path: str, notice: str | None = None) -> RedirectResponse:
-    target = path + (f"?{urlencode({'notice': notice})}" if notice else "")
-    return RedirectResponse(target, status_code=303)
+def _back(request: Request, path: str, notice: str | None = None) -> RedirectResponse:
+    """Back to ``path`` after a change, with ``notice`` shown once on the page it lands on.
+
+    The notice travels in a short-lived cookie, not in the address: a link from
+    elsewhere cannot make the console display words of its author's choosing.
+    """
+    response = RedirectResponse(path, status_code=303)
+    if notice:
+        _set_cookie(request, response, NOTICE_COOKIE, quote(notice[:500]), max_age=60)
+    return response
 
 
 def _safe_next(target: str | None) -> str:
@@ -141,7 +158,9 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
         path="/",
         httponly=True,
         samesite="strict",
-        secure=bool(request.app.state.secure_cookies),
+        # Secure whenever the page came over HTTPS: served with TLS, or behind a trusted
+        # proxy that said so (X-Forwarded-Proto, believed only from web.trusted_proxies).
+        secure=request.url.scheme == "https",
     )
 
 
@@ -195,7 +214,7 @@ def submit_paths(
         RunOptions(),
         found.principal.name,
     )
-    return _back(f"/jobs/{submission.job_id}", f"queued {submission.item_count} item(s)")
+    return _back(request, f"/jobs/{submission.job_id}", f"queued {submission.item_count} item(s)")
 
 
 @router.post("/submit/upload")
@@ -215,13 +234,11 @@ def submit_upload(
         RunOptions(),
         found.principal.name,
     )
-    return _back(f"/jobs/{submission.job_id}", f"queued {submission.item_count} item(s)")
+    return _back(request, f"/jobs/{submission.job_id}", f"queued {submission.item_count} item(s)")
 
 
 @router.get("/jobs/{job_id}")
-def job_page(
-    request: Request, job_id: int, found: Signed, session: Db, notice: str | None = None
-) -> HTMLResponse:
+def job_page(request: Request, job_id: int, found: Signed, session: Db) -> HTMLResponse:
     access.require_job_view(session, found, job_id)
     job = views.job_detail(session, job_id)
     report = reconciliation.build_report(session, job_id)
@@ -237,7 +254,6 @@ def job_page(
             "report": report,
             "items": items,
             "reads_content": reads_content,
-            "notice": notice,
         },
     )
 
@@ -276,26 +292,28 @@ def rerun(
         job_id, actor=found.principal.name, failed_only=failed_only, where=where or None
     )
     return _back(
-        f"/jobs/{job_id}", f"run {made.number} queued with {len(made.item_run_ids)} item(s)"
+        request,
+        f"/jobs/{job_id}",
+        f"run {made.number} queued with {len(made.item_run_ids)} item(s)",
     )
 
 
 @router.post("/jobs/{job_id}/pause")
 def pause(request: Request, job_id: int, found: Admin) -> Response:
     _actions(request).set_paused(job_id, True, found.principal.name)
-    return _back(f"/jobs/{job_id}", "paused")
+    return _back(request, f"/jobs/{job_id}", "paused")
 
 
 @router.post("/jobs/{job_id}/unpause")
 def unpause(request: Request, job_id: int, found: Admin) -> Response:
     _actions(request).set_paused(job_id, False, found.principal.name)
-    return _back(f"/jobs/{job_id}", "unpaused")
+    return _back(request, f"/jobs/{job_id}", "unpaused")
 
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel(request: Request, job_id: int, found: Admin) -> Response:
     report = _actions(request).cancel(job_id, found.principal.name)
-    return _back(f"/jobs/{job_id}", f"cancelled {report.items_cancelled} item(s)")
+    return _back(request, f"/jobs/{job_id}", f"cancelled {report.items_cancelled} item(s)")
 
 
 @router.get("/jobs/{job_id}/diff")
@@ -326,9 +344,7 @@ def audit_page(request: Request, job_id: int, found: Auditor, session: Db) -> HT
 
 
 @router.get("/items/{item_id}")
-def item_page(
-    request: Request, item_id: int, found: Reader, session: Db, notice: str | None = None
-) -> HTMLResponse:
+def item_page(request: Request, item_id: int, found: Reader, session: Db) -> HTMLResponse:
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
     detail = views.item_detail(session, item)
@@ -337,7 +353,7 @@ def item_page(
         request,
         "item.html",
         found,
-        {"title": Path(detail["path"]).name, "item": detail, "notice": notice},
+        {"title": Path(detail["path"]).name, "item": detail},
     )
 
 
@@ -355,26 +371,25 @@ def decide(
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
     record_decision(session, found, item, decision, note[:10_000], None)
-    return _back(f"/items/{item_id}", f"decision recorded: {decision}")
+    return _back(request, f"/items/{item_id}", f"decision recorded: {decision}")
 
 
 # --- users -----------------------------------------------------------------------------------
 
 
 @router.get("/users")
-def users_page(
-    request: Request, found: Admin, session: Db, notice: str | None = None
-) -> HTMLResponse:
+def users_page(request: Request, found: Admin, session: Db) -> HTMLResponse:
     return _render(
         request,
         "users.html",
         found,
-        {"title": "Users", "users": views.users_view(session), "notice": notice},
+        {"title": "Users", "users": views.users_view(session)},
     )
 
 
 @router.post("/users")
 def add_user(
+    request: Request,
     found: Admin,
     session: Db,
     name: Annotated[str, Form()],
@@ -383,19 +398,21 @@ def add_user(
 ) -> Response:
     accounts.add_user(session, name, role, password, found.principal.name)
     session.commit()
-    return _back("/users", f"user {name} created")
+    return _back(request, "/users", f"user {name} created")
 
 
 @router.post("/users/{name}/disable")
-def disable_user(name: str, found: Admin, session: Db) -> Response:
+def disable_user(request: Request, name: str, found: Admin, session: Db) -> Response:
     accounts.set_disabled(session, name, True, found.principal.name)
     session.commit()
-    return _back("/users", f"user {name} disabled")
+    return _back(request, "/users", f"user {name} disabled")
 
 
 @router.post("/users/{name}/grant")
-def grant(name: str, found: Admin, session: Db, job_id: Annotated[int, Form()]) -> Response:
+def grant(
+    request: Request, name: str, found: Admin, session: Db, job_id: Annotated[int, Form()]
+) -> Response:
     views.require_job(session, job_id)
     accounts.grant_job(session, name, job_id, found.principal.name)
     session.commit()
-    return _back("/users", f"{name} may read job {job_id}")
+    return _back(request, "/users", f"{name} may read job {job_id}")

@@ -1,8 +1,9 @@
 """Sign-in throttling: a few failures per (user, address), then a pause.
 
-Kept in the server's memory: ``sieve serve`` is one process, and a restart
-forgetting the count costs an attacker a restart per window. Every failure is
-also an audit event, which is what an investigation reads.
+Kept in the server's memory (``sieve serve`` is one process) and replayed at
+start-up from the sign-in events of the last window in the audit chain, so a
+restart does not hand an attacker a fresh allowance. Every failure is an
+audit event, which is also what an investigation reads.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 
 # A name tried from many addresses (a spray, or addresses that lie) is held too,
 # at this many times the per-address allowance.
@@ -62,3 +64,17 @@ class LoginThrottle:
     def succeeded(self, user: str, address: str) -> None:
         with self._lock:
             self._failures.pop((user[:64], address), None)
+
+    def replay(self, sign_ins: Iterable[tuple[float, str, str, bool]]) -> None:
+        """Sign-ins that happened before this process, oldest first:
+        (seconds ago, user, address, succeeded)."""
+        now = time.monotonic()
+        with self._lock:
+            for seconds_ago, user, address, succeeded in sign_ins:
+                if seconds_ago >= self.window_s:
+                    continue
+                if succeeded:
+                    self._failures.pop((user[:64], address), None)
+                    continue
+                for key in ((user[:64], address), (user[:64], ANY_ADDRESS)):
+                    self._failures.setdefault(key, deque()).append(now - seconds_ago)

@@ -8,6 +8,7 @@ and the pages in a real Chromium with a real worker, are in
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from db.models import AuditEvent, Item, StoredSegment
 from jobs import accounts, embedded, submit
 from jobs.web.app import create_app
+from jobs.web.exports import ExportRegistry
 from tests import pdfgen
 from tests.fake_model import FakeModel
 from tests.unit.test_embedded_pipeline import Embedded, make_embedded
@@ -258,6 +260,16 @@ def test_failed_sign_ins_are_audited_and_then_rate_limited(
     failed = events(env, "login.failed")
     assert len(failed) == attempts + 1
     assert failed[-1].details["reason"] == "rate limited" and failed[-1].chain == "global"
+    # A restarted server replays the window's failures from the chain: still refused.
+    restarted = create_app(env.settings, env.session_factory)
+    with TestClient(restarted, base_url="http://127.0.0.1") as again:
+        page = again.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        still = again.post(
+            "/login", data={"name": "ada", "password": PASSWORD, "csrf_token": token.group(1)}
+        )
+    assert still.status_code == 429
 
 
 def test_a_disabled_user_s_session_and_tokens_stop_working(
@@ -363,7 +375,7 @@ def test_an_export_is_started_watched_and_downloaded(
     deadline = time.monotonic() + 30
     while (state := client.get(f"/api/exports/{export_id}", headers=bearer(users["ada"])).json())[
         "state"
-    ] == "running":
+    ] in ("queued", "running"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert state["state"] == "done" and state["rows"] == 3
@@ -547,3 +559,144 @@ def test_the_throttle_holds_a_name_sprayed_from_many_addresses() -> None:
         throttle.failed("ada", f"10.0.1.{number}")
     assert throttle.retry_after("ada", "10.9.9.9") > 0  # but not once the name is sprayed
     assert throttle.retry_after("bob", "10.0.0.1") == 0
+
+
+# --- hardening: bodies, errors, TLS, notices, notes, old exports -------------------------
+
+
+def test_a_body_past_its_limit_is_refused_before_it_is_spooled(
+    env: Embedded, client: TestClient, users: dict[str, str]
+) -> None:
+    env.settings.web.upload_request_max_bytes = 4096
+    declared = client.post(
+        "/api/jobs/upload",
+        files=[("files", ("big.txt", b"x" * 10_000, "text/plain"))],
+        headers=bearer(users["ada"]),
+    )
+    assert declared.status_code == 413
+    assert declared.headers["content-type"] == "application/problem+json"
+    assert declared.json()["code"] == "limit_exceeded"
+    assert declared.headers["x-content-type-options"] == "nosniff"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(10):
+            yield b"y" * 1024
+
+    streamed = client.post(
+        "/api/jobs/upload",
+        content=chunks(),
+        headers={**bearer(users["ada"]), "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert streamed.status_code == 413 and streamed.json()["code"] == "limit_exceeded"
+    json_body = client.post(
+        "/api/jobs",
+        content=b'{"paths": ["' + b"a" * (1024 * 1024) + b'"]}',
+        headers={**bearer(users["ada"]), "Content-Type": "application/json"},
+    )
+    assert json_body.status_code == 413
+    assert not list((env.settings.data_dir / "uploads").glob("*/*"))  # nothing stored
+
+
+def test_an_unexpected_error_is_a_problem_with_the_security_headers(env: Embedded) -> None:
+    app = create_app(env.settings, env.session_factory)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/api/broken", broken)
+    app.add_api_route("/broken", broken)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as plain:
+        api = plain.get("/api/broken")
+        page = plain.get("/broken")
+    assert api.status_code == 500 and api.json()["code"] == "internal"
+    assert "a bug" not in api.text  # the detail stays in the server's log
+    assert page.status_code == 500 and 'data-code="internal"' in page.text
+    for response in (api, page):
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_over_https_the_cookie_is_secure_and_hsts_is_sent(
+    env: Embedded, users: dict[str, str]
+) -> None:
+    app = create_app(env.settings, env.session_factory)
+    with TestClient(app, base_url="https://127.0.0.1") as tls:
+        page = tls.get("/login")
+        assert page.headers["strict-transport-security"].startswith("max-age=")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token is not None
+        response = tls.post(
+            "/login",
+            data={"name": "ada", "password": PASSWORD, "csrf_token": token.group(1)},
+            follow_redirects=False,
+        )
+    assert response.status_code == 303
+    assert "sieve_session=" in response.headers["set-cookie"]
+    assert "Secure" in response.headers["set-cookie"]
+    with TestClient(app, base_url="http://127.0.0.1") as plain:
+        assert "strict-transport-security" not in plain.get("/login").headers
+
+
+def test_a_notice_is_shown_once_and_cannot_be_put_in_a_link(
+    client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    csrf = sign_in(client, "ada")
+    spoofed = client.get(f"/jobs/{job_id}?notice=Call+555-0100+to+unlock+your+account")
+    assert spoofed.status_code == 200 and "555-0100" not in spoofed.text
+    paused = client.post(f"/jobs/{job_id}/pause", data={"csrf_token": csrf})
+    assert paused.status_code == 200 and '<p class="notice" role="status">paused</p>' in paused.text
+    assert paused.url.query == b"" and paused.url.path == f"/jobs/{job_id}"
+    assert 'class="notice"' not in client.get(f"/jobs/{job_id}").text  # once only
+
+
+def test_a_review_decision_is_audited_without_its_note(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    grant(env, "rita", job_id)
+    memo = item_of(env, job_id, "memo.pdf")
+    note = "Page 2 quotes the privileged advice of counsel."
+    recorded = client.post(
+        f"/api/items/{memo.id}/decisions",
+        json={"decision": "disagree", "note": note},
+        headers=bearer(users["rita"]),
+    )
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["decision"] == "disagree"
+    item = client.get(f"/api/items/{memo.id}", headers=bearer(users["rita"])).json()
+    assert [(d["user"], d["decision"], d["note"]) for d in item["decisions"]] == [
+        ("rita", "disagree", note)
+    ]
+    (event,) = events(env, "review.decided")
+    assert event.actor == "rita" and event.item_id == memo.id
+    assert event.details["note_sha256"] == hashlib.sha256(note.encode()).hexdigest()
+    chain = client.get(f"/api/jobs/{job_id}/audit", headers=bearer(users["aud"]))
+    assert chain.status_code == 200 and "privileged advice" not in chain.text
+    refused = client.post(
+        f"/api/items/{memo.id}/decisions",
+        json={"decision": "agree"},
+        headers=bearer(users["aud"]),
+    )
+    assert refused.status_code == 403
+
+
+def test_old_exports_expire_and_a_previous_server_s_files_are_removed(
+    env: Embedded, job_id: int
+) -> None:
+    folder = env.settings.data_dir / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    leftover = folder / "job9-export1.jsonl"
+    leftover.write_text("{}\n")
+    registry = ExportRegistry(folder, env.session_factory, max_running=1, keep_s=60)
+    assert not leftover.exists()
+    exports = [registry.start(job_id, "jsonl", "ada") for _ in range(3)]
+    deadline = time.monotonic() + 30
+    while any(export.state in ("queued", "running") for export in exports):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [export.state for export in exports] == ["done"] * 3
+    written = [export.path for export in exports]
+    assert all(path is not None and path.exists() for path in written)
+    registry.expire(now=time.monotonic() + 61)
+    assert [export.state for export in exports] == ["expired"] * 3
+    assert not any(path is not None and path.exists() for path in written)
+    assert registry.get(exports[0].id).as_json()["download"] is None
