@@ -353,7 +353,7 @@ def item_page(request: Request, item_id: int, found: Reader, session: Db) -> HTM
         request,
         "item.html",
         found,
-        {"title": Path(detail["path"]).name, "item": detail},
+        {"title": views.item_title(detail["path"]), "item": detail},
     )
 
 

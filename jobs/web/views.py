@@ -32,6 +32,7 @@ from db.models import (
 from jobs import accounts, item_filter, reruns, run_diff
 from jobs import status as status_module
 from worker import errors
+from worker.imaging.units import UNIT_MEDIA_TYPES
 
 # The artifact types the pages show inline; anything else downloads.
 ARTIFACT_TYPES = {
@@ -218,6 +219,12 @@ def require_item(session: Session, item_id: int) -> Item:
     return item
 
 
+def item_title(path: str) -> str:
+    """The last part of an item's path, as a page title: a file's name, an attachment's,
+    or a series' description (its path ends ``folder/› series 3 CT (14 instances) UID``)."""
+    return path.rsplit("/", 1)[-1].removeprefix("› ").strip() or path
+
+
 def segment_view(segment: StoredSegment) -> dict[str, Any]:
     return {
         "id": segment.id,
@@ -283,6 +290,59 @@ def _result_view(result: Result, labels: set[str]) -> dict[str, Any]:
     }
 
 
+def imaging_view(item: Item, segments: list[StoredSegment]) -> dict[str, Any] | None:
+    """A series or study item: each series as assembled, and a thumbnail per image shown.
+
+    None for any other item. Read from what the extractor recorded (the item's
+    metadata and its segments), so the page shows exactly what the model was shown.
+    """
+    if item.media_type not in UNIT_MEDIA_TYPES.values():
+        return None
+    metadata = item.doc_metadata or {}
+    series_rows = []
+    for entry in metadata.get("series", []):
+        assembly = entry.get("assembly") or {}
+        stacks = assembly.get("stacks", [])
+        series_rows.append(
+            {
+                "number": entry.get("series_number"),
+                "description": entry.get("series_description") or "",
+                "modality": entry.get("modality") or "",
+                "body_part": entry.get("body_part") or "",
+                "instances": entry.get("instances", 0),
+                "geometry": assembly.get("geometry", ""),
+                "stacks": [
+                    {
+                        "images": stack.get("images", 0),
+                        "spacing_mm": (stack.get("spacing") or {}).get("median_mm"),
+                        "regular": (stack.get("spacing") or {}).get("regular"),
+                    }
+                    for stack in stacks
+                ],
+                "localizers": len(assembly.get("localizers", [])),
+                "set_aside": assembly.get("set_aside", []),
+                "unreadable": len(entry.get("unreadable_instances", [])),
+                "notes": assembly.get("notes", []),
+            }
+        )
+    thumbnails = [
+        {
+            "anchor": anchor_of(segment.label),
+            "label": segment.label,
+            "artifact": f"/api/artifacts/{segment.id}",
+            "offset_mm": (segment.attributes or {}).get("offset_mm"),
+        }
+        for segment in segments
+        if segment.artifact_path and artifact_type(segment.artifact_path).startswith("image/")
+    ]
+    return {
+        "unit": metadata.get("unit", ""),
+        "instances": metadata.get("instances", 0),
+        "series": series_rows,
+        "thumbnails": thumbnails,
+    }
+
+
 def item_detail(session: Session, item: Item) -> dict[str, Any]:
     """Everything the item page shows: the item, its segments, each run's state and result."""
     segments = list(item.segments)
@@ -312,6 +372,7 @@ def item_detail(session: Session, item: Item) -> dict[str, Any]:
         "level": item.level,
         "has_identifiers": bool(item.identifiers),
         "segments": [segment_view(segment) for segment in segments],
+        "imaging": imaging_view(item, segments),
         "runs": [
             {
                 "run_id": run.id,

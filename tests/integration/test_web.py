@@ -28,7 +28,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from db.models import AuditEvent
-from tests import pdfgen
+from tests import dicomgen, pdfgen
 from tests.integration.harness import SIEVE, WorkerProcess, run_sieve, wait_for_run, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.model]
@@ -304,3 +304,40 @@ def test_a_reviewer_s_day_in_a_real_browser(
     assert_accessible(page)
     page.goto(f"{server}/submit")
     assert_accessible(page)
+
+
+def test_a_ct_series_in_the_browser_shows_its_slices_as_thumbnails(
+    server: str,
+    clients: dict[str, httpx.Client],
+    celery_worker: WorkerProcess,
+    browser: Browser,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "archive"
+    dicomgen.write_ct_series(archive / "ct", dicomgen.new_study())
+    admin = clients["web-admin"]
+    made = admin.post("/api/jobs", json={"paths": [str(archive)], "name": "ct archive"})
+    assert made.status_code == 201, made.text
+    job_id = made.json()["job_id"]
+    wait_for_run(database_url, job_id, timeout=300)
+    (item,) = admin.get(f"/api/jobs/{job_id}/items").json()["items"]
+
+    page = sign_in(browser, server, "web-admin")
+    page.goto(f"{server}/items/{item['id']}")
+    thumbnails = page.locator("ol.thumbnails img")
+    assert thumbnails.count() == 8  # the sampling policy's eight slices of twelve
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('ol.thumbnails img')]"
+        ".every(img => img.complete && img.naturalWidth === 64)"
+    )
+    assert "12 image(s) every 5.0 mm" in page.locator("tr.series-row").inner_text()
+    last = page.locator("ol.thumbnails a").last
+    target = last.get_attribute("href")
+    last.click()
+    assert page.url.endswith(target)
+    assert page.locator(f"{target}:target").count() == 1
+    page.evaluate("window.scrollTo(0, 0)")
+    shoot(page, "series", tmp_path)
+    assert_accessible(page)
+    assert celery_worker.process.poll() is None

@@ -24,7 +24,7 @@ from db.models import AuditEvent, Item, StoredSegment
 from jobs import accounts, embedded, submit
 from jobs.web.app import create_app
 from jobs.web.exports import ExportRegistry
-from tests import pdfgen
+from tests import dicomgen, pdfgen
 from tests.fake_model import FakeModel
 from tests.unit.test_embedded_pipeline import Embedded, make_embedded
 from worker.task_specs import build_task
@@ -700,3 +700,44 @@ def test_old_exports_expire_and_a_previous_server_s_files_are_removed(
     assert [export.state for export in exports] == ["expired"] * 3
     assert not any(path is not None and path.exists() for path in written)
     assert registry.get(exports[0].id).as_json()["download"] is None
+
+
+def test_a_series_item_shows_its_assembly_and_a_thumbnail_per_image_shown(
+    env: Embedded, client: TestClient, tmp_path: Path, users: dict[str, str]
+) -> None:
+    study = dicomgen.new_study()
+    dicomgen.write_ct_series(tmp_path / "archive" / "ct", study)
+    made = submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[tmp_path / "archive"],
+        task=build_task("summarize", {}, env.settings.model.max_text_chars),
+        name="archive",
+        executor="in_process",
+        options=submit.RunOptions(unit="series"),
+    )
+    embedded.run_item_runs(env.context, made.item_run_ids)
+    with env.session_factory() as session:
+        item = session.scalars(select(Item).where(Item.job_id == made.job_id)).one()
+        shown = item.doc_metadata["shown"]
+    sign_in(client, "ada")
+    page = client.get(f"/items/{item.id}")
+    assert page.status_code == 200
+    assert "Series of 14 instance(s)" in page.text
+    assert "<h1>series 3 CT (14 instances) " in page.text
+    row = re.search(r'<tr class="series-row">(.*?)</tr>', page.text, re.S)
+    assert row is not None
+    assert "Chest 5mm" in row.group(1) and "CT (CHEST)" in row.group(1)
+    assert "12 image(s) every 5.0 mm" in row.group(1) and "1 localizer(s)" in row.group(1)
+    assert "1 set aside" in row.group(1)
+    strip = re.search(r'<ol class="thumbnails"[^>]*>(.*?)</ol>', page.text, re.S)
+    assert strip is not None
+    thumbs = re.findall(r'<a href="#([^"]+)"><img src="([^"]+)" alt="([^"]+)"', strip.group(1))
+    assert [alt for _anchor, _src, alt in thumbs] == [entry["label"] for entry in shown]
+    for anchor, src, _alt in thumbs:
+        assert f'id="{anchor}"' in page.text  # each thumbnail leads to its slice
+        image = client.get(src)
+        assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    detail = client.get(f"/api/items/{item.id}", headers=bearer(users["ada"])).json()
+    assert len(detail["imaging"]["thumbnails"]) == len(shown)
+    assert client.get(f"/api/items/{item.id}", headers=bearer(users["aud"])).status_code == 403
