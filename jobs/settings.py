@@ -117,6 +117,9 @@ class WebSettings(BaseModel):
     # Addresses of reverse proxies whose X-Forwarded-For is believed; none by default, so
     # no client can choose the address its sign-ins are throttled and audited under.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Folders whose files and subfolders the console and the API may submit by server path
+    # (uploads aside). Empty: any path the server can read, as with the CLI.
+    submit_roots: list[Path] = Field(default_factory=list)
 
 
 class Settings(WorkerConfig, BaseSettings):

@@ -121,10 +121,40 @@ class Actions:
         options: RunOptions,
         actor: str,
     ) -> Submission:
-        """Submit files or folders on the server's disk; their items are queued."""
+        """Submit files or folders on the server's disk; their items are queued.
+
+        With ``web.submit_roots`` set, only paths inside those folders are taken
+        (checked before existence, so a refusal says nothing of what lies outside).
+        """
+        self._check_roots(paths)
         missing = [str(path) for path in paths if not path.exists()]
         if missing:
             raise errors.UsageError(f"no such file or folder on the server: {', '.join(missing)}")
+        return self._submit(paths, task, name, options, actor)
+
+    def _check_roots(self, paths: Sequence[Path]) -> None:
+        roots = [root.resolve() for root in self.settings.web.submit_roots]
+        if not roots:
+            return
+        outside = [
+            str(path)
+            for path in paths
+            if not any(path.resolve().is_relative_to(root) for root in roots)
+        ]
+        if outside:
+            allowed = ", ".join(str(root) for root in roots)
+            raise errors.ForbiddenError(
+                f"{', '.join(outside)}: outside the folders this server submits from ({allowed})"
+            )
+
+    def _submit(
+        self,
+        paths: Sequence[Path],
+        task: TaskRequest,
+        name: str | None,
+        options: RunOptions,
+        actor: str,
+    ) -> Submission:
         submission = submit(
             self.session_factory,
             self.settings,
@@ -161,7 +191,7 @@ class Actions:
         try:
             for filename, stream in uploads:
                 self._store_upload(scratch, filename, stream)
-            return self.submit_paths([scratch], task, name or "upload", options, actor)
+            return self._submit([scratch], task, name or "upload", options, actor)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -337,6 +337,16 @@ def test_a_ct_series_in_the_browser_shows_its_slices_as_thumbnails(
     last.click()
     assert page.url.endswith(target)
     assert page.locator(f"{target}:target").count() == 1
+    # By keyboard alone: the skip link comes first, and a thumbnail opens its slice with Enter.
+    page.goto(f"{server}/items/{item['id']}")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    first = page.locator("ol.thumbnails a").first
+    first.focus()
+    page.keyboard.press("Enter")
+    assert page.url.endswith(first.get_attribute("href") or "?")
     page.evaluate("window.scrollTo(0, 0)")
     shoot(page, "series", tmp_path)
     assert_accessible(page)

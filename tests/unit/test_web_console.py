@@ -741,3 +741,103 @@ def test_a_series_item_shows_its_assembly_and_a_thumbnail_per_image_shown(
     detail = client.get(f"/api/items/{item.id}", headers=bearer(users["ada"])).json()
     assert len(detail["imaging"]["thumbnails"]) == len(shown)
     assert client.get(f"/api/items/{item.id}", headers=bearer(users["aud"])).status_code == 403
+
+
+def test_on_a_terminal_the_password_is_asked_twice_and_must_match(
+    env: Embedded, job_id: int
+) -> None:
+    """The real ``sieve`` on a pseudo-terminal: hidden input, asked again until it matches."""
+    import os
+    import pty
+    import select as select_module
+    import subprocess
+    import sys
+
+    sieve_command = Path(sys.executable).parent / "sieve"
+    terminal, child_side = pty.openpty()
+    # A new session whose controlling terminal is the pty (as a login shell's would be),
+    # made by a small launcher, so nothing runs between fork and exec in this process.
+    launcher = (
+        "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    command = ["users", "add", "kim", "--role", "auditor"]
+    child = subprocess.Popen(
+        [sys.executable, "-c", launcher, str(sieve_command), *command],
+        stdin=child_side,
+        stdout=child_side,
+        stderr=child_side,
+        start_new_session=True,
+        env={**os.environ, "SIEVE_DATA_DIR": str(env.settings.data_dir)},
+    )
+    os.close(child_side)
+    seen = b""
+
+    def read_until(marker: bytes, timeout_s: float = 120) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout_s
+        while marker not in seen.lower():
+            assert time.monotonic() < deadline, f"no {marker!r} in {seen!r}"
+            ready, _, _ = select_module.select([terminal], [], [], 1)
+            if ready:
+                try:
+                    seen += os.read(terminal, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+
+    try:
+        read_until(b"password")
+        os.write(terminal, PASSWORD.encode() + b"\r")
+        read_until(b"repeat")
+        os.write(terminal, b"not the same password\r")
+        read_until(b"do not match")
+        seen = b""
+        read_until(b"password")
+        os.write(terminal, PASSWORD.encode() + b"\r")
+        read_until(b"repeat")
+        os.write(terminal, PASSWORD.encode() + b"\r")
+        read_until(b"created")
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        os.close(terminal)
+    assert PASSWORD.encode() not in seen  # hidden: never echoed
+    with env.session_factory() as session:
+        kim = accounts.verify_password(session, "kim", PASSWORD)
+        assert kim is not None and kim.role.value == "auditor"
+
+
+def test_server_paths_are_taken_only_inside_the_configured_roots(
+    env: Embedded, client: TestClient, tmp_path: Path, users: dict[str, str]
+) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "matter").mkdir(parents=True)
+    (inbox / "matter" / "note.txt").write_text("Delivery is due on Friday.\n")
+    secret = tmp_path / "elsewhere"
+    secret.mkdir()
+    (secret / "salaries.txt").write_text("not for the console\n")
+    (inbox / "shortcut").symlink_to(secret)
+    env.settings.web.submit_roots = [inbox]
+
+    def submit_path(path: Path) -> Any:
+        return client.post("/api/jobs", json={"paths": [str(path)]}, headers=bearer(users["ada"]))
+
+    for outside in (
+        secret,
+        tmp_path / "no-such-folder",
+        inbox / "shortcut",
+        inbox / ".." / "elsewhere",
+    ):
+        refused = submit_path(outside)
+        assert refused.status_code == 403, outside
+        assert refused.json()["code"] == "forbidden"
+        assert "outside the folders this server submits from" in refused.json()["detail"]
+    inside = submit_path(inbox / "matter")
+    assert inside.status_code == 201, inside.text
+    assert inside.json()["item_count"] == 1
+    uploaded = client.post(  # uploads are not server paths: the roots do not apply
+        "/api/jobs/upload",
+        files=[("files", ("memo.txt", b"Call me.\n", "text/plain"))],
+        headers=bearer(users["ada"]),
+    )
+    assert uploaded.status_code == 201, uploaded.text
