@@ -126,6 +126,11 @@ class Actions:
         With ``web.submit_roots`` set, only paths inside those folders are taken
         (checked before existence, so a refusal says nothing of what lies outside).
         """
+        for path in paths:
+            if "\x00" in str(path) or not path.is_absolute():
+                raise errors.UsageError(
+                    f"{str(path)!r}: a server path is absolute and has no NUL character"
+                )
         self._check_roots(paths)
         missing = [str(path) for path in paths if not path.exists()]
         if missing:

@@ -25,6 +25,7 @@ from jobs.web import access, views
 from jobs.web.access import Caller, admin_only, anyone, content_readers, database
 from jobs.web.actions import Actions, TaskRequest
 from jobs.web.exports import CONTENT_FORMATS, FORMATS, ExportRegistry
+from jobs.web.views import RowId
 from worker import errors
 
 router = APIRouter(prefix="/api")
@@ -79,7 +80,7 @@ class JobBody(TaskBody):
 
 
 class RerunBody(BaseModel):
-    run: int | None = None  # the run to re-run (default: the latest)
+    run: RowId | None = None  # the run to re-run (default: the latest)
     failed_only: bool = False
     where: str | None = None
     task: TaskBody | None = None
@@ -91,7 +92,7 @@ class RerunBody(BaseModel):
 class DecisionBody(BaseModel):
     decision: Literal["agree", "disagree", "note"]
     note: str = Field(default="", max_length=10_000)
-    run: int | None = None  # the run number decided on (default: the item's latest)
+    run: RowId | None = None  # the run number decided on (default: the item's latest)
 
 
 class UserBody(BaseModel):
@@ -101,7 +102,7 @@ class UserBody(BaseModel):
 
 
 class GrantBody(BaseModel):
-    job_id: int
+    job_id: RowId
 
 
 class ExportBody(BaseModel):
@@ -174,25 +175,25 @@ def upload_job(
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: int, found: Anyone, session: Db) -> dict[str, Any]:
+def get_job(job_id: RowId, found: Anyone, session: Db) -> dict[str, Any]:
     access.require_job_view(session, found, job_id)
     return views.job_detail(session, job_id)
 
 
 @router.post("/jobs/{job_id}/pause")
-def pause_job(job_id: int, found: Admin, request: Request) -> dict[str, Any]:
+def pause_job(job_id: RowId, found: Admin, request: Request) -> dict[str, Any]:
     changed = _actions(request).set_paused(job_id, True, found.principal.name)
     return {"job_id": job_id, "paused": True, "changed": changed}
 
 
 @router.post("/jobs/{job_id}/unpause")
-def unpause_job(job_id: int, found: Admin, request: Request) -> dict[str, Any]:
+def unpause_job(job_id: RowId, found: Admin, request: Request) -> dict[str, Any]:
     changed = _actions(request).set_paused(job_id, False, found.principal.name)
     return {"job_id": job_id, "paused": False, "changed": changed}
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: int, found: Admin, request: Request) -> dict[str, Any]:
+def cancel_job(job_id: RowId, found: Admin, request: Request) -> dict[str, Any]:
     report = _actions(request).cancel(job_id, found.principal.name)
     return {
         "job_id": job_id,
@@ -206,13 +207,13 @@ def cancel_job(job_id: int, found: Admin, request: Request) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}/runs")
-def list_runs(job_id: int, found: Anyone, session: Db) -> dict[str, Any]:
+def list_runs(job_id: RowId, found: Anyone, session: Db) -> dict[str, Any]:
     access.require_job_view(session, found, job_id)
     return {"job_id": job_id, "runs": views.job_detail(session, job_id)["runs"]}
 
 
 @router.post("/jobs/{job_id}/runs", status_code=201)
-def create_run(job_id: int, body: RerunBody, found: Admin, request: Request) -> dict[str, Any]:
+def create_run(job_id: RowId, body: RerunBody, found: Admin, request: Request) -> dict[str, Any]:
     """A re-run, with the options of ``sieve rerun``."""
     made = _actions(request).rerun(
         job_id,
@@ -234,7 +235,9 @@ def create_run(job_id: int, body: RerunBody, found: Admin, request: Request) -> 
 
 
 @router.get("/jobs/{job_id}/runs/{run_a}/diff/{run_b}")
-def diff_runs(job_id: int, run_a: int, run_b: int, found: Reader, session: Db) -> dict[str, Any]:
+def diff_runs(
+    job_id: RowId, run_a: RowId, run_b: RowId, found: Reader, session: Db
+) -> dict[str, Any]:
     """Two runs of a job compared item by item (run numbers, as ``sieve diff`` shows them)."""
     access.require_content(session, found, job_id)
     diff = views.run_diff_view(session, job_id, run_a, run_b)
@@ -247,11 +250,11 @@ def diff_runs(job_id: int, run_a: int, run_b: int, found: Reader, session: Db) -
 
 @router.get("/jobs/{job_id}/items")
 def list_items(
-    job_id: int,
+    job_id: RowId,
     found: Reader,
     session: Db,
     request: Request,
-    run: int | None = None,
+    run: RowId | None = None,
     where: str | None = None,
     cursor: str | None = None,
     limit: int | None = Query(None, ge=1),
@@ -265,7 +268,7 @@ def list_items(
 
 
 @router.get("/items/{item_id}")
-def get_item(item_id: int, found: Reader, session: Db, request: Request) -> dict[str, Any]:
+def get_item(item_id: RowId, found: Reader, session: Db, request: Request) -> dict[str, Any]:
     """An item with its segments (text and artifact links), each run's state and result."""
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
@@ -275,7 +278,7 @@ def get_item(item_id: int, found: Reader, session: Db, request: Request) -> dict
 
 
 @router.get("/items/{item_id}/identifiers")
-def get_identifiers(item_id: int, found: Reader, session: Db, request: Request) -> dict[str, Any]:
+def get_identifiers(item_id: RowId, found: Reader, session: Db, request: Request) -> dict[str, Any]:
     """The patient/person identifiers kept apart from the content (each read audited)."""
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
@@ -287,7 +290,7 @@ def get_identifiers(item_id: int, found: Reader, session: Db, request: Request) 
 
 
 @router.post("/items/{item_id}/decisions", status_code=201)
-def decide(item_id: int, body: DecisionBody, found: Reader, session: Db) -> dict[str, Any]:
+def decide(item_id: RowId, body: DecisionBody, found: Reader, session: Db) -> dict[str, Any]:
     """Record a reviewer's agree / disagree / note on the model's answer (audited)."""
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
@@ -344,7 +347,7 @@ def record_decision(
 
 
 @router.get("/artifacts/{segment_id}")
-def get_artifact(segment_id: int, found: Reader, session: Db, request: Request) -> FileResponse:
+def get_artifact(segment_id: RowId, found: Reader, session: Db, request: Request) -> FileResponse:
     """A page image, frame or audio snippet; range requests are honoured (audio and video)."""
     segment = session.get(StoredSegment, segment_id)
     if segment is None or not segment.artifact_path:
@@ -361,7 +364,7 @@ def get_artifact(segment_id: int, found: Reader, session: Db, request: Request) 
 
 
 @router.get("/items/{item_id}/original")
-def get_original(item_id: int, found: Reader, session: Db, request: Request) -> FileResponse:
+def get_original(item_id: RowId, found: Reader, session: Db, request: Request) -> FileResponse:
     """The item's original file from the content store (what the audio and video players play)."""
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
@@ -389,19 +392,21 @@ def file_headers(media_type: str) -> dict[str, str]:
 
 
 @router.get("/jobs/{job_id}/audit")
-def job_audit(job_id: int, found: Auditor, session: Db) -> dict[str, Any]:
+def job_audit(job_id: RowId, found: Auditor, session: Db) -> dict[str, Any]:
     """The job's hash chain, whether it verifies, and every access event in it."""
     return views.audit_view(session, job_id)
 
 
 @router.get("/jobs/{job_id}/audit/verify")
-def verify_audit(job_id: int, found: Auditor, session: Db) -> dict[str, Any]:
+def verify_audit(job_id: RowId, found: Auditor, session: Db) -> dict[str, Any]:
     view = views.audit_view(session, job_id, limit=0)
     return {key: view[key] for key in ("job_id", "chain", "event_count", "verified", "break")}
 
 
 @router.get("/jobs/{job_id}/report")
-def job_report(job_id: int, found: Anyone, session: Db, run: int | None = None) -> dict[str, Any]:
+def job_report(
+    job_id: RowId, found: Anyone, session: Db, run: RowId | None = None
+) -> dict[str, Any]:
     """The reconciliation: every submitted path accounted for."""
     access.require_job_view(session, found, job_id)
     views.require_job(session, job_id)
@@ -424,7 +429,7 @@ def job_report(job_id: int, found: Anyone, session: Db, run: int | None = None) 
 
 @router.post("/jobs/{job_id}/exports", status_code=202)
 def start_export(
-    job_id: int, body: ExportBody, found: Anyone, session: Db, request: Request
+    job_id: RowId, body: ExportBody, found: Anyone, session: Db, request: Request
 ) -> dict[str, Any]:
     """Start writing results (jsonl, csv) or the custody report; poll, then download."""
     _check_export_access(session, found, job_id, body.format)
@@ -440,14 +445,14 @@ def _check_export_access(session: Session, found: Caller, job_id: int, export_fo
 
 
 @router.get("/exports/{export_id}")
-def watch_export(export_id: int, found: Anyone, session: Db, request: Request) -> dict[str, Any]:
+def watch_export(export_id: RowId, found: Anyone, session: Db, request: Request) -> dict[str, Any]:
     export = _exports(request).get(export_id)
     _check_export_access(session, found, export.job_id, export.format)
     return export.as_json()
 
 
 @router.get("/exports/{export_id}/download")
-def download_export(export_id: int, found: Anyone, session: Db, request: Request) -> FileResponse:
+def download_export(export_id: RowId, found: Anyone, session: Db, request: Request) -> FileResponse:
     export = _exports(request).get(export_id)
     _check_export_access(session, found, export.job_id, export.format)
     if export.state != "done" or export.path is None:
@@ -502,14 +507,14 @@ def enable_user(name: str, found: Admin, session: Db) -> dict[str, Any]:
 
 
 @router.delete("/users/{name}/grants/{job_id}")
-def revoke_grant(name: str, job_id: int, found: Admin, session: Db) -> dict[str, Any]:
+def revoke_grant(name: str, job_id: RowId, found: Admin, session: Db) -> dict[str, Any]:
     removed = accounts.revoke_grant(session, name, job_id, found.principal.name)
     session.commit()
     return {"name": name, "job_id": job_id, "removed": removed}
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(token_id: int, found: Admin, session: Db) -> dict[str, Any]:
+def revoke_token(token_id: RowId, found: Admin, session: Db) -> dict[str, Any]:
     revoked = accounts.revoke_token(session, token_id, found.principal.name)
     session.commit()
     return {"token_id": token_id, "revoked": revoked}

@@ -27,6 +27,7 @@ from jobs.web import access, views
 from jobs.web.access import Caller, database
 from jobs.web.actions import Actions, TaskRequest
 from jobs.web.api import record_decision
+from jobs.web.views import RowId
 from worker import errors
 
 router = APIRouter(include_in_schema=False)
@@ -238,7 +239,7 @@ def submit_upload(
 
 
 @router.get("/jobs/{job_id}")
-def job_page(request: Request, job_id: int, found: Signed, session: Db) -> HTMLResponse:
+def job_page(request: Request, job_id: RowId, found: Signed, session: Db) -> HTMLResponse:
     access.require_job_view(session, found, job_id)
     job = views.job_detail(session, job_id)
     report = reconciliation.build_report(session, job_id)
@@ -261,10 +262,10 @@ def job_page(request: Request, job_id: int, found: Signed, session: Db) -> HTMLR
 @router.get("/jobs/{job_id}/items")
 def items_page(
     request: Request,
-    job_id: int,
+    job_id: RowId,
     found: Reader,
     session: Db,
-    run: int | None = None,
+    run: RowId | None = None,
     where: str | None = None,
     cursor: str | None = None,
 ) -> HTMLResponse:
@@ -283,7 +284,7 @@ def items_page(
 @router.post("/jobs/{job_id}/rerun")
 def rerun(
     request: Request,
-    job_id: int,
+    job_id: RowId,
     found: Admin,
     failed_only: Annotated[bool, Form()] = False,
     where: Annotated[str, Form()] = "",
@@ -299,26 +300,26 @@ def rerun(
 
 
 @router.post("/jobs/{job_id}/pause")
-def pause(request: Request, job_id: int, found: Admin) -> Response:
+def pause(request: Request, job_id: RowId, found: Admin) -> Response:
     _actions(request).set_paused(job_id, True, found.principal.name)
     return _back(request, f"/jobs/{job_id}", "paused")
 
 
 @router.post("/jobs/{job_id}/unpause")
-def unpause(request: Request, job_id: int, found: Admin) -> Response:
+def unpause(request: Request, job_id: RowId, found: Admin) -> Response:
     _actions(request).set_paused(job_id, False, found.principal.name)
     return _back(request, f"/jobs/{job_id}", "unpaused")
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel(request: Request, job_id: int, found: Admin) -> Response:
+def cancel(request: Request, job_id: RowId, found: Admin) -> Response:
     report = _actions(request).cancel(job_id, found.principal.name)
     return _back(request, f"/jobs/{job_id}", f"cancelled {report.items_cancelled} item(s)")
 
 
 @router.get("/jobs/{job_id}/diff")
 def diff_page(
-    request: Request, job_id: int, found: Reader, session: Db, a: int = 1, b: int = 2
+    request: Request, job_id: RowId, found: Reader, session: Db, a: RowId = 1, b: RowId = 2
 ) -> HTMLResponse:
     access.require_content(session, found, job_id)
     diff = views.run_diff_view(session, job_id, a, b)
@@ -329,7 +330,7 @@ def diff_page(
 
 
 @router.get("/jobs/{job_id}/audit")
-def audit_page(request: Request, job_id: int, found: Auditor, session: Db) -> HTMLResponse:
+def audit_page(request: Request, job_id: RowId, found: Auditor, session: Db) -> HTMLResponse:
     view = views.audit_view(session, job_id)
     access_events = views.access_events(session, job_id)
     return _render(
@@ -344,7 +345,7 @@ def audit_page(request: Request, job_id: int, found: Auditor, session: Db) -> HT
 
 
 @router.get("/items/{item_id}")
-def item_page(request: Request, item_id: int, found: Reader, session: Db) -> HTMLResponse:
+def item_page(request: Request, item_id: RowId, found: Reader, session: Db) -> HTMLResponse:
     item = views.require_item(session, item_id)
     access.require_content(session, found, item.job_id)
     detail = views.item_detail(session, item)
@@ -360,7 +361,7 @@ def item_page(request: Request, item_id: int, found: Reader, session: Db) -> HTM
 @router.post("/items/{item_id}/decision")
 def decide(
     request: Request,
-    item_id: int,
+    item_id: RowId,
     found: Reader,
     session: Db,
     decision: Annotated[str, Form()],
@@ -410,7 +411,7 @@ def disable_user(request: Request, name: str, found: Admin, session: Db) -> Resp
 
 @router.post("/users/{name}/grant")
 def grant(
-    request: Request, name: str, found: Admin, session: Db, job_id: Annotated[int, Form()]
+    request: Request, name: str, found: Admin, session: Db, job_id: Annotated[RowId, Form()]
 ) -> Response:
     views.require_job(session, job_id)
     accounts.grant_job(session, name, job_id, found.principal.name)

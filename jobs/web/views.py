@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
+import annotated_types
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
@@ -207,6 +208,12 @@ def items_page(
         ],
         "next_cursor": encode_cursor(chosen[-1][0]) if more and chosen else None,
     }
+
+
+# Ids and run numbers as requests may give them: PostgreSQL's integer, so that a number
+# past it is a 422 for the caller rather than a database error.
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, annotated_types.Interval(ge=1, le=MAX_ROW_ID)]
 
 
 # --- one item ------------------------------------------------------------------------
