@@ -111,8 +111,9 @@ class WebSettings(BaseModel):
     exports_at_once: int = Field(default=2, ge=1, le=16)
     export_keep_hours: float = Field(default=24.0, gt=0)
     page_size: int = Field(default=50, ge=1, le=1000)  # items per API page (the most asked for)
-    # The same caller reading the same file again within this many seconds (a player's
-    # ranges) is not logged again; the first read always is.
+    # A later range (from byte N > 0) of a file the same caller opened within this many
+    # seconds continues that read (a player's fetches) and is not logged again; every
+    # request from the start is.
     access_repeat_s: float = Field(default=300.0, ge=0)
     # Addresses of reverse proxies whose X-Forwarded-For is believed; none by default, so
     # no client can choose the address its sign-ins are throttled and audited under.

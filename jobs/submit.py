@@ -22,7 +22,7 @@ from db.models import Item, ItemRun, ItemSource, ItemState, Job, Run, RunState
 from db.session import transaction
 from jobs import estimates, imaging_units
 from jobs.settings import Settings
-from worker import content_store, errors, families, media_types
+from worker import content_store, errors, families, hashing, media_types
 from worker.extractors import email as email_extractor
 from worker.extractors import msg as msg_extractor
 from worker.model import configured_model
@@ -128,15 +128,31 @@ def ingest_files(
             continue
         seen.add(path)
         stored = content_store.store_file(path, settings.objects_dir)
-        object_path = settings.objects_dir / stored.relative_path
-        try:
-            media_type = media_types.detect_media_type(object_path)
-        except errors.EmptyFileError:
-            media_type = media_types.EMPTY
-        ingested.append(IngestedFile(path, stored, media_type))
+        ingested.append(_ingested(path, stored, settings))
         if progress is not None:
             progress(path)
     return ingested
+
+
+def ingest_stream(
+    path: Path, stream: hashing.Readable, settings: Settings, *, max_bytes: int | None = None
+) -> IngestedFile:
+    """Copy bytes that arrive (an upload) into the content store, hashing as they come.
+
+    ``path`` is the name the file is recorded under; nothing is written
+    anywhere but the store. Raises ``LimitExceededError`` past ``max_bytes``.
+    """
+    stored = content_store.store_stream(stream, settings.objects_dir, max_bytes=max_bytes)
+    return _ingested(path, stored, settings)
+
+
+def _ingested(path: Path, stored: content_store.StoredObject, settings: Settings) -> IngestedFile:
+    object_path = settings.objects_dir / stored.relative_path
+    try:
+        media_type = media_types.detect_media_type(object_path)
+    except errors.EmptyFileError:
+        media_type = media_types.EMPTY
+    return IngestedFile(path, stored, media_type)
 
 
 def _email_hash(settings: Settings, ingested: IngestedFile) -> str | None:
@@ -407,17 +423,47 @@ def submit(
 ) -> Submission:
     """Ingest ``paths`` and record a job with its first run (nothing is enqueued here)."""
     files = ingest_files(paths, settings, progress)
+    job_name = name or ", ".join(recorded_path(path) for path in paths)
+    return submit_ingested(
+        session_factory,
+        settings,
+        files=files,
+        roots=paths,
+        task=task,
+        name=job_name,
+        executor=executor,
+        options=options,
+        actor=actor,
+    )
+
+
+def submit_ingested(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    files: Sequence[IngestedFile],
+    roots: Sequence[Path],
+    task: TaskSpec,
+    name: str,
+    executor: str,
+    options: RunOptions = DEFAULT_RUN_OPTIONS,
+    actor: str | None = None,
+) -> Submission:
+    """Record a job over files already in the content store (from paths or uploads).
+
+    ``roots`` are the folders the user named (none for uploads): they are
+    recorded on the job and decide custodian folders.
+    """
     if not files:
         raise errors.ConfigurationError("no files found under the given paths")
     imaging = imaging_units.plan_units(files, settings.objects_dir, options.unit)
     if not imaging.files:
         raise errors.ConfigurationError("the given paths hold only DICOMDIR indexes, no instances")
-    job_name = name or ", ".join(recorded_path(path) for path in paths)
     return record_submission(
         session_factory,
         settings,
-        name=job_name[:300],
-        roots=paths,
+        name=name[:300],
+        roots=roots,
         files=imaging.files,
         task=task,
         executor=executor,

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 # How much of a file is read at a time.
 CHUNK_BYTES = 1024 * 1024
@@ -22,6 +22,12 @@ CHUNK_BYTES = 1024 * 1024
 # still carry MD5), never relied on to tell files apart or to detect tampering;
 # saying so keeps them working where FIPS mode forbids them for security.
 _NOT_FOR_SECURITY = frozenset({"md5", "sha1"})
+
+
+class Readable(Protocol):
+    """Anything with a binary ``read``: a file, an upload's spool, a limiting wrapper."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -45,16 +51,30 @@ def hash_file(
     cannot be read (or the copy written) and ``ValueError`` for an algorithm
     hashlib does not know.
     """
+    with path.open("rb") as stream:
+        return hash_stream(stream, algorithms, copy_to=copy_to)
+
+
+def hash_stream(
+    stream: Readable,
+    algorithms: Sequence[str] = ("sha256",),
+    *,
+    copy_to: BinaryIO | None = None,
+) -> FileDigests:
+    """Hash what ``stream`` yields until its end, as :func:`hash_file` does a file.
+
+    For bytes that arrive rather than sit on disk (an upload), so they are
+    hashed and copied in the same single pass.
+    """
     digests = {
         name: hashlib.new(name, usedforsecurity=name not in _NOT_FOR_SECURITY)
         for name in algorithms
     }
     size_bytes = 0
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            for digest in digests.values():
-                digest.update(chunk)
-            if copy_to is not None:
-                copy_to.write(chunk)
-            size_bytes += len(chunk)
+    while chunk := stream.read(CHUNK_BYTES):
+        for digest in digests.values():
+            digest.update(chunk)
+        if copy_to is not None:
+            copy_to.write(chunk)
+        size_bytes += len(chunk)
     return FileDigests({name: digest.hexdigest() for name, digest in digests.items()}, size_bytes)

@@ -8,10 +8,11 @@ is not sent by browsers on their own, so it needs none.
 
 Every read of an item's content, of an artifact or of identifiers is an audit
 event in the job's hash chain, committed before the content is sent: there is
-no read without its record. The one exception is a repeat: the same caller
-reading the same file again within ``web.access_repeat_s`` (a player fetching
-a recording range by range) is not written again; the first read always is,
-whatever the request's headers say.
+no read without its record. A player fetching a recording range by range
+makes one read of many requests: a request for a later range (``Range:
+bytes=N-`` with N > 0) of a file the same caller opened within
+``web.access_repeat_s`` continues that read and is not written again. Every
+request that starts a read (no Range header, or one from byte 0) is.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def require_job_view(session: Session, found: Caller, job_id: int) -> None:
 
 
 class RepeatFilter:
-    """Remembers recent reads so a repeat within ``window_s`` is not logged again."""
+    """Remembers recent reads, so a range that continues one within ``window_s`` is known."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
@@ -165,14 +166,26 @@ def record_access(
 ) -> None:
     """Write and commit the access event for a read of ``item`` (before it is sent).
 
-    A file (artifact or original) read again by the same caller within the
-    repeat window is not written twice; everything else always is.
+    A later range of a file (artifact or original) that the same caller
+    opened within the repeat window continues that read and is not written
+    twice; every other request is.
     """
     if what in ("artifact", "original"):
         key = (found.principal.name, found.principal.via, item.id, what, str(details or ""))
-        if not request.app.state.repeats.first(key):
+        opened_recently = not request.app.state.repeats.first(key)
+        if opened_recently and _continues_a_read(request):
             return
     _append_access(session, found, item.job_id, item, what, details)
+
+
+def _continues_a_read(request: Request) -> bool:
+    """True for a ``Range`` request that starts past byte 0 (a player's follow-up fetch)."""
+    unit, _, ranges = request.headers.get("range", "").partition("=")
+    if unit.strip().lower() != "bytes" or not ranges.strip():
+        return False
+    first_start = ranges.split(",")[0].split("-")[0].strip()
+    # "-500" (the last 500 bytes) has no start: a player asks it when it probes the end.
+    return first_start == "" or (first_start.isdigit() and int(first_start) > 0)
 
 
 def record_job_access(

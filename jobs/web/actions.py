@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,12 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import commands, item_filter, reruns
 from jobs.settings import Settings
-from jobs.submit import RunOptions, Submission, submit
+from jobs.submit import RunOptions, Submission, ingest_stream, submit, submit_ingested
 from worker import errors, recovery
 from worker.task_specs import TaskSpec, build_task
 
 logger = logging.getLogger(__name__)
-UPLOAD_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -166,14 +163,21 @@ class Actions:
             paths=paths,
             task=task.build(self.settings),
             name=name,
-            executor="in_process" if self.in_process else "celery",
+            executor=self._executor,
             options=options,
             actor=actor,
         )
+        self._hand_over_submission(submission, actor)
+        return submission
+
+    @property
+    def _executor(self) -> str:
+        return "in_process" if self.in_process else "celery"
+
+    def _hand_over_submission(self, submission: Submission, actor: str) -> None:
         self._hand_over(
             submission.item_run_ids, f"job {submission.job_id}", submission.job_id, actor
         )
-        return submission
 
     def submit_uploads(
         self,
@@ -183,41 +187,43 @@ class Actions:
         options: RunOptions,
         actor: str,
     ) -> Submission:
-        """Stream uploaded files to a scratch folder, submit it, then remove the scratch copy.
+        """Stream uploaded files into the content store, hashing as they come, and submit them.
 
-        The content store keeps what was ingested; the scratch folder only holds
-        the files while they are hashed and copied in.
+        Nothing is written outside the store: no scratch folder to leak or
+        clean up. Each file is recorded as ``upload/NAME`` (the client's name
+        reduced to a safe base name, numbered when two collide).
         """
         if not uploads:
             raise errors.UsageError("no files were uploaded")
-        scratch_root = self.settings.data_dir / "uploads"
-        scratch_root.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=scratch_root))
-        try:
-            for filename, stream in uploads:
-                self._store_upload(scratch, filename, stream)
-            return self._submit([scratch], task, name or "upload", options, actor)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    def _store_upload(self, scratch: Path, filename: str, stream: BinaryIO) -> None:
-        printable = "".join(ch for ch in filename if ch.isprintable())
-        safe_name = Path(printable.replace("\\", "/")).name.lstrip(".")[:200] or "upload"
-        target = scratch / safe_name
-        counter = 1
-        while target.exists():
-            target = scratch / f"{counter}-{safe_name}"
-            counter += 1
-        written = 0
-        with target.open("wb") as handle:
-            while chunk := stream.read(UPLOAD_CHUNK):
-                written += len(chunk)
-                if written > self.settings.web.upload_max_bytes:
-                    raise errors.LimitExceededError(
-                        f"{safe_name} is larger than the upload limit of "
-                        f"{self.settings.web.upload_max_bytes} bytes"
+        recorded_names: set[str] = set()
+        files = []
+        for filename, stream in uploads:
+            recorded = upload_name(filename, recorded_names)
+            recorded_names.add(recorded)
+            try:
+                files.append(
+                    ingest_stream(
+                        Path("upload") / recorded,
+                        stream,
+                        self.settings,
+                        max_bytes=self.settings.web.upload_max_bytes,
                     )
-                handle.write(chunk)
+                )
+            except errors.LimitExceededError as exc:
+                raise errors.LimitExceededError(f"{recorded}: {exc}") from exc
+        submission = submit_ingested(
+            self.session_factory,
+            self.settings,
+            files=files,
+            roots=(),
+            task=task.build(self.settings),
+            name=name or "upload",
+            executor=self._executor,
+            options=options,
+            actor=actor,
+        )
+        self._hand_over_submission(submission, actor)
+        return submission
 
     def rerun(
         self,
@@ -263,7 +269,7 @@ class Actions:
             self.session_factory,
             request,
             actor=actor,
-            executor="in_process" if self.in_process else "celery",
+            executor=self._executor,
         )
         self._hand_over(
             made.item_run_ids, f"run {made.number} of job {made.job_id}", made.job_id, actor
@@ -279,3 +285,20 @@ class Actions:
     def cancel(self, job_id: int, actor: str) -> recovery.CancelReport:
         commands.require_job(self.session_factory, job_id)
         return recovery.cancel_job(self.session_factory, job_id, actor)
+
+
+def upload_name(filename: str, taken: set[str]) -> str:
+    """A safe base name for an uploaded file: no directories, no control characters.
+
+    A client's name may hold a path (``..\\..\\boot.ini``), control
+    characters or nothing at all; only its printable base name is kept, with
+    leading dots dropped, and a number in front when ``taken`` already has it.
+    """
+    printable = "".join(ch for ch in filename if ch.isprintable())
+    safe_name = Path(printable.replace("\\", "/")).name.lstrip(".")[:200] or "upload"
+    candidate = safe_name
+    counter = 1
+    while candidate in taken:
+        candidate = f"{counter}-{safe_name}"
+        counter += 1
+    return candidate

@@ -38,6 +38,9 @@ Reader = Annotated[Caller, Depends(access.content_readers)]
 Auditor = Annotated[Caller, Depends(access.role(UserRole.admin, UserRole.auditor))]
 LOGIN_CSRF_COOKIE = "sieve_login_csrf"
 NOTICE_COOKIE = "sieve_notice"
+# The reconciliation outcomes a job page lists path by path: what someone must look at.
+ATTENTION = frozenset({"failed", "unsupported", "cancelled", "unfinished", "not_in_run"})
+REPORT_ROWS_SHOWN = 200
 
 
 def make_templates(directory: Path) -> Jinja2Templates:
@@ -243,6 +246,7 @@ def job_page(request: Request, job_id: RowId, found: Signed, session: Db) -> HTM
     access.require_job_view(session, found, job_id)
     job = views.job_detail(session, job_id)
     report = reconciliation.build_report(session, job_id)
+    attention = [row for row in report.rows + report.found if row.category in ATTENTION]
     reads_content = accounts.may_read_content(session, found.principal, job_id)
     items = views.items_page(session, job_id, limit=50) if reads_content else None
     return _render(
@@ -253,6 +257,8 @@ def job_page(request: Request, job_id: RowId, found: Signed, session: Db) -> HTM
             "title": f"Job {job_id}",
             "job": job,
             "report": report,
+            "attention_rows": attention[:REPORT_ROWS_SHOWN],
+            "attention_more": len(attention) > REPORT_ROWS_SHOWN,
             "items": items,
             "reads_content": reads_content,
         },
@@ -407,6 +413,35 @@ def disable_user(request: Request, name: str, found: Admin, session: Db) -> Resp
     accounts.set_disabled(session, name, True, found.principal.name)
     session.commit()
     return _back(request, "/users", f"user {name} disabled")
+
+
+@router.post("/users/{name}/enable")
+def enable_user(request: Request, name: str, found: Admin, session: Db) -> Response:
+    accounts.set_disabled(session, name, False, found.principal.name)
+    session.commit()
+    return _back(request, "/users", f"user {name} enabled")
+
+
+@router.post("/users/{name}/password")
+def reset_password(
+    request: Request,
+    name: str,
+    found: Admin,
+    session: Db,
+    password: Annotated[str, Form()],
+) -> Response:
+    accounts.reset_password(session, name, password, found.principal.name)
+    session.commit()
+    return _back(request, "/users", f"{name}'s password was reset and their sessions ended")
+
+
+@router.post("/users/{name}/revoke")
+def revoke_grant(
+    request: Request, name: str, found: Admin, session: Db, job_id: Annotated[RowId, Form()]
+) -> Response:
+    accounts.revoke_grant(session, name, job_id, found.principal.name)
+    session.commit()
+    return _back(request, "/users", f"{name} may no longer read job {job_id}")
 
 
 @router.post("/users/{name}/grant")

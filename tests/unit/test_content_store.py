@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import stat
 from pathlib import Path
 
 import pytest
 
-from worker import hashing
+from worker import content_store, errors, hashing
 from worker.content_store import object_relative_path, store_file
 
 # Larger than one read chunk, so hashing and copying span several blocks.
@@ -35,7 +36,7 @@ def stored_files(objects_dir: Path) -> list[Path]:
 
 
 def staging_leftovers(objects_dir: Path) -> list[Path]:
-    return sorted((objects_dir / "tmp").iterdir())
+    return sorted((objects_dir / "tmp").glob("*"))  # none, when staging never began
 
 
 @pytest.mark.parametrize(
@@ -138,3 +139,14 @@ def test_a_failure_after_copying_leaves_no_temporary_file(
         store_file(write_source(tmp_path, "a", content), objects_dir)
 
     assert staging_leftovers(objects_dir) == []
+
+
+def test_a_stream_is_stored_as_it_arrives_up_to_its_limit(objects_dir: Path) -> None:
+    content = b"x" * 5000
+    stored = content_store.store_stream(io.BytesIO(content), objects_dir, max_bytes=5000)
+    assert stored.sha256 == hashlib.sha256(content).hexdigest()
+    assert (objects_dir / stored.relative_path).read_bytes() == content
+    with pytest.raises(errors.LimitExceededError, match="limit of 4999 bytes"):
+        content_store.store_stream(io.BytesIO(content), objects_dir, max_bytes=4999)
+    assert staging_leftovers(objects_dir) == []
+    assert stored_files(objects_dir) == [objects_dir / stored.relative_path]

@@ -1,8 +1,43 @@
 // Live progress: elements with data-poll are refreshed from the API every two seconds
-// while a run is unfinished. No framework, nothing loaded from elsewhere.
+// while a run is unfinished; the job list keeps looking (every ten seconds) for jobs
+// submitted since it was drawn and adds their rows. No framework, nothing loaded from elsewhere.
 (function () {
   "use strict";
   const FINAL = new Set(["completed", "cancelled"]);
+
+  function cell(text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    return td;
+  }
+
+  // A row like the template's, built from the API's job (text only: no markup from data).
+  function jobRow(job) {
+    const row = document.createElement("tr");
+    row.dataset.job = String(job.id);
+    const link = document.createElement("a");
+    link.href = "/jobs/" + job.id;
+    link.textContent = String(job.id);
+    const first = document.createElement("td");
+    first.appendChild(link);
+    row.appendChild(first);
+    row.appendChild(cell(job.name));
+    row.appendChild(cell(job.created_at + " by " + job.submitted_by));
+    const state = cell(job.run ? "run " + job.run.number + ": " + job.run.state : "");
+    state.className = "run-state";
+    row.appendChild(state);
+    const progress = document.createElement("td");
+    if (job.run) {
+      const bar = document.createElement("progress");
+      bar.className = "run-progress";
+      bar.setAttribute("aria-label", "job " + job.id + " progress");
+      const count = document.createElement("span");
+      count.className = "run-count";
+      progress.append(bar, " ", count);
+    }
+    row.appendChild(progress);
+    return row;
+  }
 
   function paint(row, run) {
     if (!row || !run) return;
@@ -25,13 +60,19 @@
       const body = await response.json();
       const jobs = body.jobs || [body];
       unfinished = false;
-      for (const job of jobs) {
-        const row = element.dataset.job ? element : element.querySelector('[data-job="' + job.id + '"]');
+      const tableBody = element.tBodies ? element.tBodies[0] : null;
+      for (const job of jobs.slice().reverse()) {  // oldest first, so new rows stack on top
+        let row = element.dataset.job ? element : element.querySelector('[data-job="' + job.id + '"]');
+        if (!row && tableBody) {
+          row = jobRow(job);
+          tableBody.insertBefore(row, tableBody.firstChild);
+        }
         paint(row, job.run);
         if (job.run && !FINAL.has(job.run.state)) unfinished = true;
       }
     } finally {
       if (unfinished) setTimeout(() => poll(element), 2000);
+      else if (!element.dataset.job) setTimeout(() => poll(element), 10000);
     }
   }
 
