@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -136,17 +137,36 @@ def _unit_file(
 
 
 def _read_fileset(ingested: IngestedFile, submitted: set[Path]) -> FileSetRead:
-    """The DICOMDIR's references, checked against what was submitted beside it."""
+    """The DICOMDIR's references, checked against what was submitted beside it.
+
+    pydicom's ``FileSet`` reads and checks the index; the references are taken
+    from its directory records, since a ``FileSet`` leaves out a record whose
+    file is gone, and a file lost from the media is just what must be named.
+    """
     try:
-        fileset = pydicom.fileset.FileSet(pydicom.dcmread(ingested.path))
+        dicomdir = pydicom.dcmread(ingested.path)
+        with warnings.catch_warnings():
+            # A listed file that is not there is reported below, as "not submitted".
+            warnings.filterwarnings("ignore", "The referenced SOP Instance", UserWarning)
+            fileset = pydicom.fileset.FileSet(dicomdir)
     except (*HEADER_ERRORS, AttributeError) as exc:
         return FileSetRead(ingested.path, ingested.stored.sha256, 0, problem=str(exc))
-    try:
-        referenced = [Path(instance.path).resolve() for instance in fileset]
-    finally:
-        _discard_staging(fileset)
+    _discard_staging(fileset)
+    referenced = _referenced_files(dicomdir, ingested.path.parent)
     missing = tuple(str(path) for path in referenced if path not in submitted)
     return FileSetRead(ingested.path, ingested.stored.sha256, len(referenced), missing)
+
+
+def _referenced_files(dicomdir: pydicom.Dataset, root: Path) -> list[Path]:
+    """Every file a DICOMDIR's records name, resolved under the folder it sits in."""
+    referenced = []
+    for record in dicomdir.get("DirectoryRecordSequence", []):
+        components = record.get("ReferencedFileID")
+        if not components:
+            continue
+        parts = [components] if isinstance(components, str) else list(components)
+        referenced.append(root.joinpath(*parts).resolve())
+    return referenced
 
 
 def _discard_staging(fileset: pydicom.fileset.FileSet) -> None:

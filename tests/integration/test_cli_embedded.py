@@ -167,3 +167,27 @@ def test_an_embedded_rerun_runs_in_process_and_is_listed_diffed_and_reported(
     assert "unchanged=1 changed=0" in compared.stderr
     report = sieve(["report", "1"], data)
     assert report.returncode == 0 and report.stderr.strip().endswith("= 2: ok")
+
+
+def test_run_reviews_a_dicom_archive_by_study_series_or_instance(tmp_path: Path) -> None:
+    """``--unit`` on ``sieve run``: the same archive makes one, two or every-file items."""
+    from tests import dicomgen
+
+    archive = tmp_path / "archive"
+    study = dicomgen.new_study()
+    dicomgen.write_ct_series(archive / "ct", study, slices=4, localizer=False, duplicate=False)
+    dicomgen.write_mr_series(archive / "mr", study, slices=3)
+    files = sorted(path for path in archive.rglob("*.dcm"))
+    items_by_unit = {}
+    for unit in ("study", "series", "instance"):
+        data = tmp_path / f"data-{unit}"
+        done = sieve(["run", str(archive), "--task", "summarize", "--unit", unit], data)
+        assert done.returncode in (0, 1), done.stderr  # exit 1: some item did not end done
+        assert f"DICOM: {len(files)} instances indexed" in done.stdout + done.stderr
+        report = sieve(["report", "1", "--format", "csv"], data)
+        rows = list(csv.DictReader(io.StringIO(report.stdout)))
+        # Every instance file accounted for once, whatever the unit made of it.
+        assert sorted(row["path"] for row in rows) == [str(path) for path in files]
+        assert report.stderr.strip().endswith(f"= {len(files)}: ok")
+        items_by_unit[unit] = len({row["item_id"] for row in rows})
+    assert items_by_unit == {"study": 1, "series": 2, "instance": len(files)}

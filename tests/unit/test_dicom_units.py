@@ -273,3 +273,26 @@ def test_an_enhanced_ct_is_rescaled_by_its_functional_groups(
     # in lung, mid-grey in soft tissue. Stored values (1024) would be white in all three.
     red, green, _ = Image.open(env.settings.artifacts_dir / first.artifact_path).getpixel((32, 32))
     assert red > 200 and 90 < green < 115
+
+
+def test_a_dicomdir_names_the_instances_it_lists_that_were_not_submitted(
+    env: Embedded, tmp_path: Path
+) -> None:
+    study = dicomgen.new_study()
+    source = dicomgen.write_mr_series(tmp_path / "source", study, slices=3)
+    dicomdir = dicomgen.write_dicomdir(tmp_path / "media", source.paths)
+    listed = sorted(path for path in dicomdir.parent.rglob("*") if path.name != "DICOMDIR")
+    listed = [path for path in listed if path.is_file()]
+    listed[0].unlink()  # lost from the media: the index still lists it
+
+    made = submit_archive(env, tmp_path / "media", run=False)
+
+    (fileset,) = made.filesets
+    assert fileset.referenced == 3
+    assert fileset.missing == (str(listed[0]),)
+    assert made.file_count == 2  # the two instances left; the DICOMDIR is never an item
+    with env.session_factory() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "dicom.fileset_read")
+        ).one()
+    assert event.details["referenced"] == 3
