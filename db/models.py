@@ -365,6 +365,7 @@ class DicomSeries(Base):
     description: Mapped[str | None] = mapped_column(Text)
     body_part: Mapped[str | None] = mapped_column(String(64))
     frame_of_reference_uid: Mapped[str | None] = mapped_column(String(64))
+    series_date: Mapped[str | None] = mapped_column(String(8))  # DICOM DA, YYYYMMDD
     instance_count: Mapped[int] = mapped_column(Integer, default=0)
     item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="RESTRICT"))
 
@@ -392,6 +393,8 @@ class DicomInstance(Base):
     columns: Mapped[int | None] = mapped_column(Integer)
     instance_number: Mapped[int | None] = mapped_column(Integer)
     acquisition_number: Mapped[int | None] = mapped_column(Integer)
+    acquisition_date: Mapped[str | None] = mapped_column(String(8))  # DICOM DA, YYYYMMDD
+    content_date: Mapped[str | None] = mapped_column(String(8))  # when the image was made
     image_type: Mapped[list[Any]] = mapped_column(default=list)
     image_position: Mapped[list[Any] | None] = mapped_column()  # mm, patient coordinates
     image_orientation: Mapped[list[Any] | None] = mapped_column()  # row and column cosines

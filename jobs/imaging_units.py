@@ -237,6 +237,7 @@ def record_index(
                 description=header.series_description or None,
                 body_part=header.body_part or None,
                 frame_of_reference_uid=header.frame_of_reference_uid or None,
+                series_date=header.series_date[:8] or None,
                 instance_count=0,
                 item_id=item.id if item.media_type == units.SERIES_MEDIA_TYPE else None,
             )

@@ -114,6 +114,7 @@ def test_by_series_each_series_is_one_item_and_every_file_a_member(
         assert len(session.scalars(select(DicomStudy)).all()) == 2
         series_rows = session.scalars(select(DicomSeries)).all()
         assert len(series_rows) == 5 and all(row.item_id for row in series_rows)
+        assert {row.series_date for row in series_rows} == {"20261203"}
         instances = session.scalars(select(DicomInstance)).all()
         assert len(instances) == made.file_count == made.dicom_instances
         patient = session.scalars(select(DicomPatient)).one()
@@ -296,3 +297,20 @@ def test_a_dicomdir_names_the_instances_it_lists_that_were_not_submitted(
             select(AuditEvent).where(AuditEvent.action == "dicom.fileset_read")
         ).one()
     assert event.details["referenced"] == 3
+
+
+def test_the_index_keeps_each_instance_s_acquisition_and_content_dates(
+    env: Embedded, tmp_path: Path
+) -> None:
+    from pydicom.data import get_testdata_file
+
+    folder = tmp_path / "real"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "ct.dcm")  # a real scanner's file
+    submit_archive(env, folder, run=False)
+    with env.session_factory() as session:
+        instance = session.scalars(select(DicomInstance)).one()
+        study = session.scalars(select(DicomStudy)).one()
+        series = session.scalars(select(DicomSeries)).one()
+    dates = (study.study_date, series.series_date, instance.acquisition_date, instance.content_date)
+    assert dates == ("20040119", "19970430", "19970430", "19970430")

@@ -37,7 +37,7 @@ TABLES = {
     *CONSOLE_TABLES,
 }
 # Tables created after revision 0001 (0005: the e-mail metadata; 0007: the DICOM index;
-# 0008: the de-identification mappings; 0009: console access).
+# 0008: the de-identification mappings; 0009: console access; 0010 adds index dates).
 TABLES_AT_0001 = TABLES - {
     "email_messages",
     "dicom_patients",

@@ -67,6 +67,8 @@ class InstanceHeader:
     body_part: str = ""
     study_date: str = ""
     series_date: str = ""
+    acquisition_date: str = ""
+    content_date: str = ""
     frame_of_reference_uid: str = ""
     image_type: tuple[str, ...] = ()
     position: Vector | None = None  # ImagePositionPatient, mm
@@ -95,6 +97,8 @@ class InstanceHeader:
             "columns": self.columns,
             "instance_number": self.instance_number,
             "acquisition_number": self.acquisition_number,
+            "acquisition_date": self.acquisition_date[:8] or None,
+            "content_date": self.content_date[:8] or None,
             "image_type": list(self.image_type),
             "image_position": list(self.position) if self.position else None,
             "image_orientation": list(self.orientation) if self.orientation else None,
@@ -172,6 +176,8 @@ def header_of(dataset: pydicom.Dataset, *, has_pixels: bool) -> HeaderRead:
         body_part=_text(dataset, "BodyPartExamined"),
         study_date=_text(dataset, "StudyDate"),
         series_date=_text(dataset, "SeriesDate"),
+        acquisition_date=_text(dataset, "AcquisitionDate"),
+        content_date=_text(dataset, "ContentDate"),
         frame_of_reference_uid=_text(dataset, "FrameOfReferenceUID"),
         image_type=tuple(str(v).strip() for v in _values(dataset.get("ImageType"))),
         position=_vector(dataset.get("ImagePositionPatient"), 3)
