@@ -1,6 +1,7 @@
-"""``sieve pacs pull``: a study fetched from a PACS over DICOMweb, ready to submit.
+"""``sieve pacs studies`` and ``sieve pacs pull``: studies found and fetched over DICOMweb.
 
-The optional front door: QIDO-RS lists the study's instances, WADO-RS
+The optional front door: QIDO-RS finds studies (by date, modality,
+accession or UID) and lists a study's instances, WADO-RS
 retrieves each one (one at a time, so a 3,000-instance study never sits in
 memory), and each is written as ``OUT/<study>/<series>/<SOP instance>.dcm``,
 then ``sieve submit OUT`` indexes and reviews it like any folder. The pull
@@ -22,8 +23,24 @@ from jobs.settings import Settings
 from worker import errors
 from worker.imaging import units
 
+_STUDY = "0020000D"
 _SERIES = "0020000E"
 _INSTANCE = "00080018"
+# What a study list shows: the study, never who the patient is.
+_STUDY_FIELDS = {
+    "StudyDate": "00080020",
+    "ModalitiesInStudy": "00080061",
+    "StudyDescription": "00081030",
+    "NumberOfStudyRelatedSeries": "00201206",
+    "NumberOfStudyRelatedInstances": "00201208",
+}
+# The QIDO-RS search keys ``sieve pacs studies`` offers, by option name.
+SEARCH_KEYS = {
+    "date": "StudyDate",  # YYYYMMDD or a range YYYYMMDD-YYYYMMDD
+    "modality": "ModalitiesInStudy",
+    "accession": "AccessionNumber",
+    "study_uid": "StudyInstanceUID",
+}
 
 
 def _uid(entry: dict[str, Any], tag: str, source: str) -> str:
@@ -32,6 +49,76 @@ def _uid(entry: dict[str, Any], tag: str, source: str) -> str:
     if not values or not isinstance(values[0], str):
         raise errors.CorruptFileError(f"{source}'s QIDO-RS answer lacks ({tag[:4]},{tag[4:]})")
     return values[0]
+
+
+@dataclass(frozen=True)
+class StudyFound:
+    """One study in a QIDO-RS answer, as a study list shows it (no patient identifiers)."""
+
+    study_instance_uid: str
+    study_date: str
+    modalities: tuple[str, ...]
+    description: str
+    series_count: int | None
+    instance_count: int | None
+
+
+def find_studies(
+    session: Session,
+    settings: Settings,
+    source: str,
+    filters: dict[str, str],
+    actor: str,
+    limit: int = 200,
+) -> list[StudyFound]:
+    """The studies ``source`` holds that match ``filters`` (``SEARCH_KEYS`` names), at most ``limit``.
+
+    The search is an audit event naming the PACS, which keys were searched
+    on and how many studies answered; the values are left out, since an
+    accession number identifies a visit.
+    """
+    unknown = sorted(set(filters) - set(SEARCH_KEYS))
+    if unknown:
+        raise errors.UsageError(f"unknown search keys: {', '.join(unknown)}")
+    target = dicom_send.destination(settings, source)
+    client, http = dicom_send.dicomweb_client(target)
+    try:
+        answer = client.search_for_studies(
+            search_filters={SEARCH_KEYS[key]: value for key, value in filters.items()},
+            fields=list(_STUDY_FIELDS),
+            limit=limit,
+        )
+    finally:
+        http.close()
+    studies = [_study_found(entry, source) for entry in answer]
+    audit.append_event(
+        session,
+        audit.EventDraft(
+            "pacs.searched",
+            actor,
+            details={"source": source, "keys": sorted(filters), "studies": len(studies)},
+        ),
+    )
+    session.commit()
+    return studies
+
+
+def _study_found(entry: dict[str, Any], source: str) -> StudyFound:
+    def values(keyword: str) -> list[Any]:
+        return list((entry.get(_STUDY_FIELDS[keyword]) or {}).get("Value") or [])
+
+    def count(keyword: str) -> int | None:
+        found = values(keyword)
+        return int(found[0]) if found and str(found[0]).isdigit() else None
+
+    return StudyFound(
+        study_instance_uid=_uid(entry, _STUDY, source),
+        study_date=str((values("StudyDate") or [""])[0]),
+        modalities=tuple(str(value) for value in values("ModalitiesInStudy")),
+        description=str((values("StudyDescription") or [""])[0]),
+        series_count=count("NumberOfStudyRelatedSeries"),
+        instance_count=count("NumberOfStudyRelatedInstances"),
+    )
 
 
 @dataclass(frozen=True)

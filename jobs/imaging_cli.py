@@ -17,6 +17,49 @@ def pacs_group() -> None:
     """PACS: pull studies over DICOMweb (destinations in SIEVE_PACS__DESTINATIONS)."""
 
 
+@pacs_group.command("studies")
+@click.argument("source")
+@click.option("--date", help="StudyDate: YYYYMMDD, or a range YYYYMMDD-YYYYMMDD")
+@click.option("--modality", help="a modality in the study, e.g. CT")
+@click.option("--accession", help="the accession number")
+@click.option("--study-uid", help="one Study Instance UID")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
+def studies(
+    source: str,
+    date: str | None,
+    modality: str | None,
+    accession: str | None,
+    study_uid: str | None,
+    limit: int,
+) -> None:
+    """List the studies SOURCE holds (QIDO-RS): UID, date, modalities, counts, description.
+
+    One study a line, tab-separated, UID first (for sieve pacs pull); no
+    patient identifiers are shown. The search is recorded in the audit trail.
+    """
+    from jobs import dicom_pull, submit
+
+    searched = {"date": date, "modality": modality, "accession": accession, "study_uid": study_uid}
+    filters = {key: value for key, value in searched.items() if value}
+    settings = commands.load_settings()
+    engine, session_factory = commands.open_database(settings)
+    try:
+        with session_factory() as session:
+            found = dicom_pull.find_studies(
+                session, settings, source, filters, submit.submitter_identity(), limit
+            )
+    finally:
+        engine.dispose()
+    for study in found:
+        counts = f"{study.series_count or '?'} series, {study.instance_count or '?'} instances"
+        modalities = "/".join(study.modalities)
+        click.echo(
+            f"{study.study_instance_uid}\t{study.study_date}\t{modalities}\t{counts}"
+            f"\t{study.description}"
+        )
+    console.print(f"{len(found)} studies on {source}")
+
+
 @pacs_group.command("pull")
 @click.argument("source")
 @click.argument("study_uids", nargs=-1, required=True)

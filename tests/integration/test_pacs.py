@@ -263,3 +263,28 @@ def test_a_destination_that_does_not_answer_is_reported_and_nothing_marked_sent(
     )
     assert unknown.returncode == 2 and "no PACS destination 'elsewhere'" in unknown.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_the_study_list_finds_the_study_by_its_keys_and_shows_no_patient(
+    stored_study: tuple[str, list[Path]], pacs_env: dict[str, str], db_session: Session
+) -> None:
+    study_uid, written = stored_study
+    for search in (
+        ["--modality", "CT"],
+        ["--date", "20261201-20261205"],
+        ["--study-uid", study_uid],
+    ):
+        listed = run_sieve(["pacs", "studies", "archive", *search], pacs_env)
+        assert listed.returncode == 0, listed.stderr
+        (line,) = [row for row in listed.stdout.splitlines() if row.startswith(study_uid)]
+        uid, date, modalities, counts, _description = line.split("\t")
+        assert date == "20261203" and set(modalities.split("/")) == {"CT", "MR"}
+        assert counts == f"2 series, {len(written)} instances"
+        assert "Okonkwo" not in listed.stdout + listed.stderr
+    nothing = run_sieve(["pacs", "studies", "archive", "--date", "19000101"], pacs_env)
+    assert nothing.returncode == 0 and nothing.stdout == "" and "0 studies" in nothing.stderr
+    searches = db_session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "pacs.searched")
+    ).all()
+    assert len(searches) == 4
+    assert searches[0].details == {"source": "archive", "keys": ["modality"], "studies": 1}
