@@ -277,7 +277,7 @@ def test_the_study_list_finds_the_study_by_its_keys_and_shows_no_patient(
         listed = run_sieve(["pacs", "studies", "archive", *search], pacs_env)
         assert listed.returncode == 0, listed.stderr
         (line,) = [row for row in listed.stdout.splitlines() if row.startswith(study_uid)]
-        uid, date, modalities, counts, _description = line.split("\t")
+        _uid, date, modalities, counts, _description = line.split("\t")
         assert date == "20261203" and set(modalities.split("/")) == {"CT", "MR"}
         assert counts == f"2 series, {len(written)} instances"
         assert "Okonkwo" not in listed.stdout + listed.stderr
