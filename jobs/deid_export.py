@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,10 @@ class DeidExport:
     pixel_reviews: list[dict[str, Any]] = field(default_factory=list)  # text left for review
     frames_cleaned: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)  # instance, code, reason
+    # How cleaned pixels were written (transfer syntax name -> instances), and why any
+    # was not compressed or had its colour converted on decoding.
+    pixel_encodings: Counter[str] = field(default_factory=Counter)
+    encoding_notes: list[dict[str, str]] = field(default_factory=list)
 
 
 def installation_secret(settings: Settings) -> bytes:
@@ -110,6 +115,8 @@ def export(
                 "studies": len(made.studies),
                 "frames_cleaned": made.frames_cleaned,
                 "pixel_text_for_review": len(made.pixel_reviews),
+                "pixel_encodings": dict(sorted(made.pixel_encodings.items())),
+                "encoding_notes": len(made.encoding_notes),
                 "failed": [{"error_code": f["error_code"]} for f in made.failed],
                 "out": str(out_dir),
             },
@@ -146,6 +153,12 @@ def _one(
         )
         deid.store_cleaned(dataset, frames, header, result.pixels)
         made.frames_cleaned += result.pixels.frames
+        written_as = result.pixels.transfer_syntax
+        made.pixel_encodings[pydicom.uid.UID(written_as).name if written_as else "unchanged"] += 1
+        made.encoding_notes.extend(
+            {"sop_instance_uid": str(dataset.SOPInstanceUID), "note": note}
+            for note in result.pixels.encoding_notes
+        )
         made.pixel_reviews.extend(
             {"sop_instance_uid": str(dataset.SOPInstanceUID), **entry}
             for entry in result.pixels.review

@@ -24,7 +24,9 @@ from pydicom.uid import (
     EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
     MRImageStorage,
+    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
     SecondaryCaptureImageStorage,
+    UltrasoundImageStorage,
     generate_uid,
 )
 
@@ -285,6 +287,107 @@ def write_burned_in_capture(path: Path, study: Study) -> Dataset:
     dataset.HighBit = 7
     dataset.PixelRepresentation = 0
     dataset.PixelData = grey.tobytes()
+    _save(dataset, path)
+    return dataset
+
+
+def write_burned_in_ct(path: Path, study: Study) -> Dataset:
+    """A CT slice, 12 bits stored signed (air below zero), with the patient's name burned in.
+
+    Stored values are Hounsfield units (intercept 0): white paper is 2000 HU,
+    the ink -1000, so the text's pixels are negative.
+    """
+    grey = np.asarray(
+        mediagen.text_image(["OKONKWO CHIDINMA", "MRN-40417"], (900, 256)).convert("L")
+    )
+    stored = (grey.astype(np.int32) * 3000 // 255 - 1000).astype(np.int16)
+    dataset = _ct_slice(study, generate_uid(UID_ROOT), z=0.0, level=0, instance=1)
+    dataset.RescaleIntercept = 0
+    dataset.Rows, dataset.Columns = stored.shape
+    dataset.BitsStored = 12
+    dataset.HighBit = 11
+    dataset.PixelData = stored.tobytes()
+    _save(dataset, path)
+    return dataset
+
+
+def write_burned_in_cine(path: Path, study: Study, order: str = "ABAAB") -> Dataset:
+    """A multi-frame 8-bit capture whose frames repeat: ``order`` names each frame's picture.
+
+    Every picture carries the patient's name; "A" adds the MRN, "B" a body part.
+    """
+    pictures = {
+        "A": ["OKONKWO CHIDINMA", "MRN-40417"],
+        "B": ["OKONKWO CHIDINMA", "RIGHT ANKLE"],
+    }
+    frames = [
+        np.asarray(mediagen.text_image(pictures[name], (900, 220)).convert("L")) for name in order
+    ]
+    dataset = _base(
+        MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+        study,
+        generate_uid(UID_ROOT),
+        "OT",
+        21,
+    )
+    dataset.SeriesDescription = "Scanned requests"
+    dataset.InstanceNumber = 1
+    dataset.NumberOfFrames = len(frames)
+    dataset.Rows, dataset.Columns = frames[0].shape
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated = dataset.BitsStored = 8
+    dataset.HighBit = 7
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = np.stack(frames).tobytes()
+    _save(dataset, path)
+    return dataset
+
+
+# Where the generated ultrasound's image lies: left, top, right, bottom (inclusive).
+ULTRASOUND_REGION = (160, 140, 479, 459)
+
+
+def write_ultrasound(path: Path, study: Study) -> Dataset:
+    """An RGB ultrasound image: a smooth scan inside its one region, text outside it.
+
+    The banner above the region names the patient and the MRN (identifiers)
+    and the probe (not one): the layout of a real scanner's screen.
+    """
+    banner = mediagen.text_image(
+        ["OKONKWO CHIDINMA", "MRN-40417  C5-1 ABDOMEN"],
+        (640, 140),
+        background=(0, 0, 0),
+        ink=(255, 255, 255),
+        font_size=36,
+    )
+    rgb = np.zeros((480, 640, 3), dtype=np.uint8)
+    rgb[:140] = np.asarray(banner)
+    left, top, right, bottom = ULTRASOUND_REGION
+    y, x = np.mgrid[top : bottom + 1, left : right + 1]
+    depth = np.hypot(x - (left + right) / 2, y - top)  # a fan's smooth fall-off with depth
+    scan = np.clip(220 - depth * 0.6, 20, 255).astype(np.uint8)
+    rgb[top : bottom + 1, left : right + 1] = np.stack([scan, scan, scan // 2 + 40], axis=-1)
+    dataset = _base(UltrasoundImageStorage, study, generate_uid(UID_ROOT), "US", 30)
+    dataset.SeriesDescription = "Abdomen"
+    dataset.InstanceNumber = 1
+    region = Dataset()
+    region.RegionSpatialFormat = 1  # 2D
+    region.RegionDataType = 1  # tissue
+    region.RegionFlags = 0
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = left, top
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = right, bottom
+    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # cm
+    region.PhysicalDeltaX = region.PhysicalDeltaY = 0.05
+    dataset.SequenceOfUltrasoundRegions = [region]
+    dataset.Rows, dataset.Columns = rgb.shape[:2]
+    dataset.SamplesPerPixel = 3
+    dataset.PhotometricInterpretation = "RGB"
+    dataset.PlanarConfiguration = 0
+    dataset.BitsAllocated = dataset.BitsStored = 8
+    dataset.HighBit = 7
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = rgb.tobytes()
     _save(dataset, path)
     return dataset
 

@@ -127,27 +127,147 @@ def test_options_retain_what_they_name() -> None:
         Profile.parse("basic,retain-everything")
 
 
-def test_ultrasound_keeps_only_its_regions(tmp_path: Path) -> None:
-    picture = mediagen.text_image(["OKONKWO CHIDINMA"], (600, 200)).convert("L")
-    grey = np.asarray(picture).copy()
-    grey[120:190, 200:400] = 90  # the image region
-    header = pydicom.dcmread(
-        dicomgen.write_ct_series(
-            tmp_path, dicomgen.new_study(), slices=1, localizer=False, duplicate=False
-        ).paths[0],
-        stop_before_pixels=True,
-    )
-    header.Modality = "US"
-    region = pydicom.Dataset()
-    region.RegionLocationMinX0, region.RegionLocationMinY0 = 200, 120
-    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = 399, 189
-    header.SequenceOfUltrasoundRegions = [region]
+def _frames_of(dataset: pydicom.Dataset) -> np.ndarray:
+    """The decoded pixels with a leading frame axis, however many frames there are."""
+    pixels = dataset.pixel_array
+    return pixels if int(dataset.get("NumberOfFrames", 1) or 1) > 1 else pixels[np.newaxis]
 
-    kept = deid._ultrasound_regions(header, grey)
 
-    assert kept == 1
-    assert (grey[120:190, 200:400] == 90).all()
-    assert grey[:120].max() == grey.min() and grey[:, :200].max() == grey.min()
+def _blanked_mask(cleaning: deid.PixelCleaning, shape: tuple[int, ...]) -> np.ndarray:
+    """True where the pixel pass says it blanked: each entry's box in its frame."""
+    mask = np.zeros(shape[:3], dtype=bool)
+    for entry in cleaning.blanked:
+        left, top, right, bottom = entry["box"]
+        mask[entry["frame"] - 1, max(top, 0) : bottom, max(left, 0) : right] = True
+    return mask
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize(
+    "write",
+    [
+        dicomgen.write_burned_in_capture,  # 8-bit secondary capture
+        dicomgen.write_burned_in_ct,  # 16-bit allocated, 12 stored, signed
+        dicomgen.write_burned_in_cine,  # 8-bit, five frames
+    ],
+    ids=["capture-8-bit", "ct-signed-16-bit", "multi-frame"],
+)
+def test_cleaned_pixels_are_written_lossless_compressed_and_decode_to_what_was_cleaned(
+    tmp_path: Path, write: Any
+) -> None:
+    path = tmp_path / "burned-in.dcm"
+    write(path, dicomgen.new_study())
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    original = _frames_of(pydicom.dcmread(path))
+    frames, cleaning = deid.cleaned_frames(path, header, dicom_identifiers(header), MediaSettings())
+    dataset = pydicom.dcmread(path)
+
+    deid.store_cleaned(dataset, frames, header, cleaning)
+    dataset.save_as(tmp_path / "out.dcm", enforce_file_format=True)
+
+    written = pydicom.dcmread(tmp_path / "out.dcm")
+    assert written.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    assert cleaning.transfer_syntax == pydicom.uid.RLELossless and not cleaning.encoding_notes
+    decoded = _frames_of(written)
+    assert decoded.dtype == original.dtype and decoded.shape == original.shape
+    np.testing.assert_array_equal(decoded, np.stack(frames))
+    inside = _blanked_mask(cleaning, original.shape)
+    assert inside.any(), "the burned-in name was not found"
+    np.testing.assert_array_equal(decoded[~inside], original[~inside])  # untouched, bit for bit
+    for frame, before, blanked in zip(decoded, original, inside, strict=True):
+        assert (frame[blanked] == before.min()).all()  # every box one blank value
+        assert (before[blanked] != before.min()).any()  # ... where there was something
+
+
+def test_pixels_rle_cannot_hold_are_written_uncompressed_and_say_why(
+    ct_slices: list[Path],
+) -> None:
+    header = pydicom.dcmread(ct_slices[0], stop_before_pixels=True)
+    header.BitsAllocated, header.BitsStored, header.HighBit = 32, 32, 31
+    dose = np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 70000  # beyond 16 bits
+    dataset = pydicom.dcmread(ct_slices[0])
+    for keyword in ("BitsAllocated", "BitsStored", "HighBit"):
+        setattr(dataset, keyword, header[keyword].value)
+    dataset.PixelRepresentation = 0
+    cleaning = deid.PixelCleaning(frames=1, frames_read=1)
+
+    deid.store_cleaned(dataset, [dose], header, cleaning)
+
+    assert cleaning.transfer_syntax == pydicom.uid.ExplicitVRLittleEndian
+    assert any("uncompressed" in note for note in cleaning.encoding_notes)
+    written = io.BytesIO()
+    dataset.save_as(written, enforce_file_format=True)
+    written.seek(0)
+    np.testing.assert_array_equal(pydicom.dcmread(written).pixel_array, dose)
+
+
+@pytest.mark.tools
+def test_identical_frames_are_read_once_and_every_frame_is_still_cleaned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "cine.dcm"
+    dicomgen.write_burned_in_cine(path, dicomgen.new_study(), order="ABAAB")
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    original = _frames_of(pydicom.dcmread(path))
+    pictures_read: list[bytes] = []
+    read_text = ocr.read_text
+
+    def counted(image: bytes, media: MediaSettings, **options: Any) -> ocr.OcrResult:
+        pictures_read.append(image)
+        return read_text(image, media, **options)
+
+    monkeypatch.setattr(ocr, "read_text", counted)
+
+    frames, cleaning = deid.cleaned_frames(path, header, dicom_identifiers(header), MediaSettings())
+
+    assert len(pictures_read) == cleaning.frames_read == 2  # pictures A and B
+    assert cleaning.frames == len(frames) == 5
+    assert {entry["frame"] for entry in cleaning.blanked} == {1, 2, 3, 4, 5}
+    for first, again in ((0, 2), (0, 3), (1, 4)):
+        np.testing.assert_array_equal(frames[again], frames[first])
+    for frame, before in zip(frames, original, strict=True):
+        # The name's line holds only paper and blank boxes: no glyph edge survives.
+        name_line = slice(20, 120)
+        assert set(np.unique(frame[name_line]).tolist()) <= {int(before.min()), 255}
+        assert not np.array_equal(frame, before)
+
+
+@pytest.fixture
+def ultrasound_job(tmp_path: Path) -> Iterator[tuple[Embedded, int, Path]]:
+    for env in make_embedded(tmp_path, FakeModel()):
+        path = tmp_path / "archive" / "us.dcm"
+        dicomgen.write_ultrasound(path, dicomgen.new_study())
+        made = submit_archive(env, path.parent, run=False)
+        yield env, made.job_id, path
+
+
+@pytest.mark.tools
+def test_the_export_blanks_ultrasound_outside_its_regions_before_reading_text(
+    ultrasound_job: tuple[Embedded, int, Path], tmp_path: Path
+) -> None:
+    env, job_id, source = ultrasound_job
+    out = tmp_path / "deid"
+
+    with env.session_factory() as session:
+        made = deid_export.export(
+            session, env.settings, job_id, out, Profile.parse("basic,clean-pixel"), "tester"
+        )
+
+    assert not made.failed and len(made.files) == 1
+    written = pydicom.dcmread(made.files[0])
+    before, after = pydicom.dcmread(source).pixel_array, written.pixel_array
+    left, top, right, bottom = dicomgen.ULTRASOUND_REGION
+    region = (slice(top, bottom + 1), slice(left, right + 1))
+    np.testing.assert_array_equal(after[region], before[region])  # the scan, bit for bit
+    outside = np.ones(after.shape[:2], dtype=bool)
+    outside[region] = False
+    assert (after[outside] == before.min()).all()  # the banner with the name is gone
+    assert (before[outside] != before.min()).any()
+    # What the region rule removed was never read: nothing is left for review.
+    assert made.pixel_reviews == []
+    assert written.BurnedInAnnotation == "NO"
+    assert written.PhotometricInterpretation == "RGB"
+    assert written.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
 
 
 @pytest.fixture
@@ -225,6 +345,8 @@ def test_the_export_leaves_no_identifier_in_any_tag_or_any_frame(
             select(AuditEvent).where(AuditEvent.action == "export.dicom_deid")
         ).one()
         assert exported.details["instances"] == len(inputs)
+        encodings = exported.details["pixel_encodings"]
+        assert set(encodings) == {"RLE Lossless"} and sum(encodings.values()) == len(inputs)
         assert "Okonkwo" not in str(exported.details)
     key = env.settings.data_dir / deid_export.KEY_FILE
     assert stat.S_IMODE(key.stat().st_mode) == 0o600

@@ -10,13 +10,17 @@ number of days derived from the patient's ID under the same secret, so
 intervals between a patient's studies survive. The patient's name and ID
 become one pseudonym, so their studies stay together.
 
-Pixels (Clean Pixel Data): burned-in text is found by OCR on every frame
-(identical frames read once) and matched against the instance's own header
-identifiers; matched words are blanked. For ultrasound, everything outside
-the SequenceOfUltrasoundRegions is blanked whatever OCR saw. Text found but
-not matched is listed for review rather than silently kept; BurnedInAnnotation
+Pixels (Clean Pixel Data): what is known to hold text is blanked first,
+whatever is drawn there: for ultrasound everything outside the
+SequenceOfUltrasoundRegions, and the boxes of the device region rules that
+match the header. Then burned-in text is found by OCR in what survives on
+every frame (identical frames read once) and matched against the instance's
+own header identifiers; matched words are blanked. Text found but not
+matched is listed for review rather than silently kept; BurnedInAnnotation
 becomes NO only when every frame was cleaned and nothing is left to review.
-The pixel data is written back uncompressed (lossless).
+The pixel data is written back RLE Lossless: compressed, bit for bit what
+was cleaned, and never colour-converted (RGB stays RGB). What RLE cannot
+hold is written uncompressed instead, and the reason recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +39,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataelem import DataElement
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, RLELossless
 
 from worker import errors, ocr
 from worker.config import MediaSettings
@@ -43,8 +48,20 @@ from worker.imaging import decoding, rendering
 from worker.imaging.deid_profile import Profile, RegionRule
 from worker.imaging.headers import HEADER_ERRORS
 
+logger = logging.getLogger(__name__)
+
 _MIN_MATCHED_LENGTH = 3
 _BLANK_MARGIN_PX = 2
+# Lossless, read by every decoder Sieve has (pydicom, pylibjpeg-rle, GDCM, dcmdrle),
+# and unlike JPEG 2000 or JPEG-LS it has no colour transform: RGB is stored as RGB.
+_CLEANED_SYNTAX = RLELossless
+# What pydicom raises when it will not encode an array (depth, profile, no plug-in).
+_ENCODER_REFUSALS = (ValueError, RuntimeError, NotImplementedError)
+# The dtypes pydicom's set_pixel_data accepts; 32-bit pixels are written by hand.
+_SETTABLE_DTYPES = (np.uint8, np.int8, np.uint16, np.int16)
+
+_Box = tuple[int, int, int, int]  # left, top, right, bottom
+_FoundText = tuple[list[_Box], list[dict[str, Any]]]  # matched boxes, unmatched words
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,8 @@ class PixelCleaning:
     review: list[dict[str, Any]] = field(default_factory=list)  # text found, not matched
     regions_kept: int = 0  # ultrasound regions kept (everything else blanked)
     rules_applied: list[str] = field(default_factory=list)  # device region rules that matched
+    transfer_syntax: str = ""  # what the cleaned pixels were written as (store_cleaned)
+    encoding_notes: list[str] = field(default_factory=list)  # colour decoded, left uncompressed
 
     @property
     def clean(self) -> bool:
@@ -90,6 +109,8 @@ class PixelCleaning:
             "review": self.review,
             "ultrasound_regions_kept": self.regions_kept,
             "region_rules": self.rules_applied,
+            "transfer_syntax": self.transfer_syntax,
+            "encoding_notes": self.encoding_notes,
         }
 
 
@@ -362,8 +383,10 @@ def cleaned_frames(
 ) -> tuple[list[np.ndarray], PixelCleaning]:
     """Every frame of ``path`` decoded, with its burned-in identifiers blanked.
 
-    The boxes of every ``region_rules`` entry that matches the header are
-    blanked first, before the OCR reads what is left. This decodes and OCRs
+    Ultrasound outside its regions and the boxes of every ``region_rules``
+    entry that matches the header are blanked first, so the OCR reads only
+    what survives them (and text they removed is neither matched nor left for
+    review). Frames identical after that are read once. This decodes and OCRs
     untrusted pixel data: run it where a crash costs one instance.
     """
     frame_count = int(header.get("NumberOfFrames", 1) or 1)
@@ -371,7 +394,7 @@ def cleaned_frames(
     cleaning = PixelCleaning(frames=frame_count)
     rules = [rule for rule in region_rules if rule.matches(header)]
     cleaning.rules_applied = [rule.name for rule in rules]
-    boxes_by_digest: dict[str, tuple[list[tuple[int, int, int, int]], list[dict[str, Any]]]] = {}
+    read_by_digest: dict[str, _FoundText] = {}
     frames = []
     with decoding.FrameDecoder(media) as decoder:
         for index in range(frame_count):
@@ -382,24 +405,42 @@ def cleaned_frames(
                 source=path,
             ):
                 pixels = np.array(decoder.frame(path, header, index))
-            for rule in rules:
-                for left, top, right, bottom in rule.boxes:
-                    pixels[max(top, 0) : bottom, max(left, 0) : right] = _blank_value(pixels)
-                    cleaning.blanked.append(
-                        {"frame": index + 1, "box": [left, top, right, bottom], "rule": rule.name}
-                    )
+            _blank_known_regions(pixels, index, header, rules, cleaning)
             digest = hashlib.sha256(pixels.tobytes()).hexdigest()
-            if digest not in boxes_by_digest:
-                boxes_by_digest[digest] = _found_text(pixels, header, fragments, media)
+            if digest not in read_by_digest:
+                read_by_digest[digest] = _found_text(pixels, header, fragments, media)
                 cleaning.frames_read += 1
-            boxes, unmatched = boxes_by_digest[digest]
-            for left, top, right, bottom in boxes:
-                pixels[top:bottom, left:right] = _blank_value(pixels)
-                cleaning.blanked.append({"frame": index + 1, "box": [left, top, right, bottom]})
-            cleaning.review.extend({"frame": index + 1, **entry} for entry in unmatched)
-            cleaning.regions_kept = _ultrasound_regions(header, pixels)
+            _blank_found_text(pixels, index, read_by_digest[digest], cleaning)
             frames.append(pixels)
     return frames, cleaning
+
+
+def _blank_known_regions(
+    pixels: np.ndarray,
+    index: int,
+    header: pydicom.Dataset,
+    rules: Sequence[RegionRule],
+    cleaning: PixelCleaning,
+) -> None:
+    """Blank what is known to hold text, read or not: rule boxes, ultrasound's outside."""
+    for rule in rules:
+        for left, top, right, bottom in rule.boxes:
+            pixels[max(top, 0) : bottom, max(left, 0) : right] = _blank_value(pixels)
+            cleaning.blanked.append(
+                {"frame": index + 1, "box": [left, top, right, bottom], "rule": rule.name}
+            )
+    cleaning.regions_kept = _ultrasound_regions(header, pixels)
+
+
+def _blank_found_text(
+    pixels: np.ndarray, index: int, found: _FoundText, cleaning: PixelCleaning
+) -> None:
+    """Blank the words OCR matched to an identifier; list the others for review."""
+    boxes, unmatched = found
+    for left, top, right, bottom in boxes:
+        pixels[top:bottom, left:right] = _blank_value(pixels)
+        cleaning.blanked.append({"frame": index + 1, "box": [left, top, right, bottom]})
+    cleaning.review.extend({"frame": index + 1, **entry} for entry in unmatched)
 
 
 def store_cleaned(
@@ -408,20 +449,24 @@ def store_cleaned(
     header: pydicom.Dataset,
     cleaning: PixelCleaning,
 ) -> None:
-    """The cleaned frames as ``dataset``'s pixel data, and BurnedInAnnotation by the outcome."""
-    _store_pixels(dataset, frames, header)
+    """The cleaned frames as ``dataset``'s pixel data, and BurnedInAnnotation by the outcome.
+
+    Records in ``cleaning`` the transfer syntax written and, when the pixels
+    are not stored as RLE Lossless or their colour was converted, why.
+    """
+    cleaning.transfer_syntax, cleaning.encoding_notes = _store_pixels(dataset, frames, header)
     dataset.BurnedInAnnotation = "NO" if cleaning.clean else "YES"
 
 
 def _found_text(
     pixels: np.ndarray, header: pydicom.Dataset, fragments: list[str], media: MediaSettings
-) -> tuple[list[tuple[int, int, int, int]], list[dict[str, Any]]]:
+) -> _FoundText:
     """Boxes of words matching an identifier, and the other words (for review)."""
     picture = rendering.rendered(pixels, header)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     read = ocr.read_text(buffer.getvalue(), media)
-    boxes: list[tuple[int, int, int, int]] = []
+    boxes: list[_Box] = []
     unmatched: list[dict[str, Any]] = []
     for word in read.words:
         text = _normalised(word.text)
@@ -469,13 +514,47 @@ def _ultrasound_regions(header: pydicom.Dataset, pixels: np.ndarray) -> int:
 
 def _store_pixels(
     dataset: pydicom.Dataset, frames: list[np.ndarray], header: pydicom.Dataset
-) -> None:
-    """The cleaned frames as uncompressed pixel data (lossless), decoded colour as RGB."""
+) -> tuple[str, list[str]]:
+    """The cleaned frames as RLE Lossless pixel data: the syntax written, and notes.
+
+    Decoded colour is RGB (pydicom converts YBR on decoding), so it is
+    labelled RGB and the conversion noted. Pixels RLE refuses are written
+    uncompressed (Explicit VR Little Endian), which is lossless too.
+    """
     stacked = np.ascontiguousarray(np.stack(frames) if len(frames) > 1 else frames[0])
     colour = int(header.get("SamplesPerPixel", 1)) > 1
-    photometric = "RGB" if colour else str(header.get("PhotometricInterpretation", "MONOCHROME2"))
+    original = str(header.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    photometric = "RGB" if colour else original
+    notes = [f"colour decoded from {original} to RGB"] if colour and original != "RGB" else []
+    if stacked.dtype.type not in _SETTABLE_DTYPES:
+        _set_raw_pixels(dataset, stacked)
+        notes.append(f"left uncompressed: {stacked.dtype} pixels are not RLE-encoded here")
+        return ExplicitVRLittleEndian, notes
     bits_stored = min(int(header.get("BitsStored", 8) or 8), stacked.dtype.itemsize * 8)
     # set_pixel_data keeps BitsAllocated, BitsStored, HighBit, PixelRepresentation and
     # NumberOfFrames consistent with the array, and drops the encapsulation's offset tables.
     dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     dataset.set_pixel_data(stacked, photometric, max(bits_stored, 1), generate_instance_uid=False)
+    try:
+        dataset.compress(_CLEANED_SYNTAX, generate_instance_uid=False)
+    except _ENCODER_REFUSALS as exc:
+        # compress() encodes every frame before it touches the dataset: on a refusal
+        # the uncompressed pixel data set above is still there, whole.
+        logger.warning("cleaned pixel data left uncompressed: %s", exc)
+        notes.append(f"left uncompressed: {_CLEANED_SYNTAX.name} refused it ({exc})"[:500])
+        return ExplicitVRLittleEndian, notes
+    return _CLEANED_SYNTAX, notes
+
+
+def _set_raw_pixels(dataset: pydicom.Dataset, stacked: np.ndarray) -> None:
+    """32-bit pixels, which set_pixel_data refuses, as native little-endian bytes.
+
+    The header's pixel module already describes them (the decoder returned
+    what it declares); only the element and the syntax change.
+    """
+    for keyword in ("PixelData", "ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if keyword in dataset:
+            del dataset[keyword]
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.PixelData = stacked.astype(stacked.dtype.newbyteorder("<"), copy=False).tobytes()
+    dataset["PixelData"].VR = "OW"
