@@ -6,7 +6,10 @@ instance as stored or failed) and DIMSE C-STORE (an association, one
 C-STORE per object; status 0x0000 is success, 0xB000-0xB007 a warning that
 it was stored with coercion). Nothing is marked sent unless the PACS
 acknowledged that very SOP Instance UID; each object's outcome is an audit
-event. Connection failures are retried (``attempts``); a refusal is not.
+event. Connection failures, 5xx, 408 and 429 answers are retried
+(``attempts``); a refusal is not. Those attempts are the only retries: the
+DICOMweb client's own (up to five, with waits from a second) are switched
+off for STOW-RS, so every attempt made is one counted and audited.
 
 Only destinations named in the settings (``SIEVE_PACS__DESTINATIONS``) are
 ever contacted: there is no default, so nothing leaves unless an admin said
@@ -34,6 +37,8 @@ logger = logging.getLogger(__name__)
 Sender = Callable[[DestinationSettings, pydicom.Dataset], tuple[bool, str]]
 _RETRY_PAUSE_S = 1.0
 _C_STORE_WARNINGS = range(0xB000, 0xB008)
+# HTTP answers that say "not now" rather than "no": request timeout, too many requests.
+_STOW_RETRY_STATUSES = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ def _stow(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[bool, 
     import requests
 
     client, session = dicomweb_client(target)
+    client.set_http_retry_params(retry=False)  # _with_attempts retries, counting each one
     try:
         answer = client.store_instances([dataset])
     except requests.exceptions.ConnectionError as exc:
@@ -157,9 +163,9 @@ def _stow(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[bool, 
         raise _Retryable(f"no answer from {target.url} within {target.timeout_s:g} s") from exc
     except requests.exceptions.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 0
-        if status >= 500:
+        if status >= 500 or status in _STOW_RETRY_STATUSES:
             raise _Retryable(f"{target.url} answered HTTP {status}") from exc
-        return False, f"refused: HTTP {status}"
+        return False, f"refused: HTTP {status}{_failure_reason(exc.response)}"
     except requests.exceptions.RequestException as exc:
         # A malformed URL, a broken chunked answer, too many redirects.
         raise _Refused(f"the request to {target.url} failed: {exc}") from exc
@@ -171,8 +177,30 @@ def _stow(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[bool, 
     failed = answer.get("FailedSOPSequence", [])
     if str(dataset.SOPInstanceUID) in stored and not failed:
         return True, "stored (STOW-RS)"
-    reason = failed[0].get("FailureReason", "?") if failed else "not in the stored list"
+    reason = _reason_text(failed[0]) if failed else "not in the stored list"
     return False, f"refused by STOW-RS: failure reason {reason}"
+
+
+def _failure_reason(response: Any) -> str:
+    """The Failure Reason a refusing STOW-RS answer gives (PS3.18 10.5.3), if it gives one.
+
+    A 409 carries the same Store Instances Response as a 200 would; without
+    its reason an admin sees only "conflict".
+    """
+    content_type = response.headers.get("Content-Type", "") if response is not None else ""
+    if "json" not in content_type:
+        return ""
+    try:
+        answer = pydicom.Dataset.from_json(response.json())
+    except (ValueError, KeyError, TypeError):  # not JSON, or not a DICOM JSON dataset
+        return ""
+    failed = answer.get("FailedSOPSequence", [])
+    return f", failure reason {_reason_text(failed[0])}" if failed else ""
+
+
+def _reason_text(failed: pydicom.Dataset) -> str:
+    reason = failed.get("FailureReason")
+    return "?" if reason is None else f"0x{int(reason):04X}"
 
 
 def _c_store(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[bool, str]:

@@ -6,23 +6,30 @@ highdicom, which checks the content tree as it builds it:
 
 * the observation context names the device observer: Sieve, with a device
   UID derived from the model file's SHA-256, the model's name as its model
-  name; Contributing Equipment (IHE AI Results) says the same;
+  name; Contributing Equipment (IHE AI Results) says the same, Device UID
+  included;
 * one measurement group (TID 1501) per result, tracking the result by a UID
   derived from the result's own hash, holding the answer's fields: yes/no
   answers as coded qualitative evaluations (SNOMED CT Yes/No), everything
   else as TEXT qualitative evaluations (free-text findings), with the
   source images: exactly the SOP instances and frames the model was shown;
+  each field is named by its own code in Sieve's private coding scheme
+  (``99SIEVE``, declared in the Coding Scheme Identification Sequence);
 * the evidence sequence lists every instance referenced.
 
 Patient and study attributes are copied from the evidence by highdicom: the
 SR belongs to the same patient and study as the images, as PACS expects.
+Copying them out is a read of identifiers, so the export records one access
+event (``content.viewed``, ``what: identifiers``) naming the studies and the
+fields, never their values, as a read of ``/items/{id}/identifiers`` does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,14 +42,25 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.models import DicomInstance, Item, Result
+from jobs import access_log
 from jobs.settings import Settings
 from jobs.status import resolve_run
 from worker import content_store, errors, media_types
+from worker.extractors.dicom import dicom_identifiers
 from worker.imaging import units
 
 # Items whose results are about DICOM images.
 DICOM_ITEM_TYPES = frozenset({media_types.DICOM, *units.UNIT_MEDIA_TYPES.values()})
-_QUALITATIVE = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+# PS3.16 8.2: a designator beginning with "99" is a private scheme; the SOP Common
+# module's Coding Scheme Identification Sequence says whose it is.
+PRIVATE_SCHEME = "99SIEVE"
+_PRIVATE_SCHEME_ITEM = hd.coding_schemes.CodingSchemeIdentificationItem(
+    PRIVATE_SCHEME,
+    name="Sieve review answer fields",
+    responsible_organization="Sieve",
+)
+# What a Code Value (SH) holds as it is: at most 16 characters, no backslash.
+_PLAIN_CODE_VALUE = re.compile(r"[A-Za-z0-9_.-]{1,16}")
 _SR_SERIES_NUMBER = 9901  # far from the modality's own series numbers
 _MANUFACTURER = "Sieve"
 
@@ -57,11 +75,64 @@ class WrittenReport:
     study_instance_uid: str
     referenced: int  # source instances referenced
     sha256: str
+    identifier_fields: tuple[str, ...] = ()  # identifying attributes copied from the images
 
 
 def uid_from(text: str) -> str:
     """A DICOM UID derived from ``text`` (PS3.5 B.2: 2.25. and a 128-bit integer)."""
     return "2.25." + str(int(hashlib.sha256(text.encode()).hexdigest()[:32], 16))
+
+
+def device_uid(model_sha256: str) -> str:
+    """The UID of Sieve running the model file ``model_sha256``, wherever a device is named.
+
+    The SR's device observer, its Contributing Equipment and the FHIR Device
+    all carry it, so a consumer can tie them together.
+    """
+    return uid_from(f"sieve-model:{model_sha256}")
+
+
+def field_concept(key: str) -> hd.sr.CodedConcept:
+    """The concept name of the answer field ``key``, in Sieve's private scheme.
+
+    Each field has its own code: a code's meaning is fixed by its scheme and
+    value, so one code with rewritten meanings would say every field is the same.
+    """
+    value = key if _PLAIN_CODE_VALUE.fullmatch(key) else _hashed_code_value(key)
+    meaning = key.replace("\\", "/")[:64] or "(unnamed field)"
+    return hd.sr.CodedConcept(value, PRIVATE_SCHEME, meaning)
+
+
+def _hashed_code_value(key: str) -> str:
+    """A stable 16-character code for a key that is too long or odd for a Code Value."""
+    return "H" + hashlib.sha256(key.encode()).hexdigest()[:15].upper()
+
+
+def identifiers_read(
+    actor: str,
+    job_id: int,
+    run_id: int,
+    export: str,
+    fields: Iterable[str],
+    studies: Iterable[str],
+) -> audit.EventDraft:
+    """The access event for identifiers an export copies into its output.
+
+    The same ``content.viewed`` / ``identifiers`` event a read through the API
+    writes, naming which fields of which studies were read: never the values.
+    """
+    return access_log.content_viewed(
+        actor,
+        job_id,
+        "identifiers",
+        {
+            "via": "export",
+            "export": export,
+            "fields": sorted(set(fields)),
+            "studies": sorted(set(studies)),
+        },
+        run_id=run_id,
+    )
 
 
 def write_reports(
@@ -86,29 +157,38 @@ def write_reports(
         raise errors.UsageError(
             f"run {run.number} of job {job_id} has no result of a DICOM item to report"
         )
-    audit.append_event(
-        session,
-        audit.EventDraft(
-            "export.dicom_sr",
-            actor,
-            job_id,
-            run.id,
-            details={
-                "reports": len(written),
-                "out": str(out_dir),
-                "objects": [
-                    {
-                        "item_id": w.item_id,
-                        "sop_instance_uid": w.sop_instance_uid,
-                        "sha256": w.sha256,
-                    }
-                    for w in written
-                ],
-            },
-        ),
-    )
+    events = [_export_event(actor, job_id, run.id, out_dir, written)]
+    read = [w for w in written if w.identifier_fields]
+    if read:
+        fields = (field for w in read for field in w.identifier_fields)
+        studies = (w.study_instance_uid for w in read)
+        events.insert(0, identifiers_read(actor, job_id, run.id, "dicom-sr", fields, studies))
+    audit.append_events(session, events)
     session.commit()
     return written
+
+
+def _export_event(
+    actor: str, job_id: int, run_id: int, out_dir: Path, written: list[WrittenReport]
+) -> audit.EventDraft:
+    return audit.EventDraft(
+        "export.dicom_sr",
+        actor,
+        job_id,
+        run_id,
+        details={
+            "reports": len(written),
+            "out": str(out_dir),
+            "objects": [
+                {
+                    "item_id": w.item_id,
+                    "sop_instance_uid": w.sop_instance_uid,
+                    "sha256": w.sha256,
+                }
+                for w in written
+            ],
+        },
+    )
 
 
 def _dicom_results(session: Session, run_id: int) -> Iterator[tuple[Item, Result]]:
@@ -141,6 +221,7 @@ def _write_one(
         study_uid,
         len(evidence),
         hashlib.sha256(target.read_bytes()).hexdigest(),
+        tuple(sorted(dicom_identifiers(report))),
     )
 
 
@@ -176,11 +257,10 @@ def _report(
     instances: dict[str, DicomInstance],
     evidence: list[pydicom.Dataset],
 ) -> hd.sr.ComprehensiveSR:
-    device_uid = uid_from(f"sieve-model:{result.model_sha256}")
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=device_uid,
+            uid=device_uid(result.model_sha256),
             name="Sieve",
             manufacturer_name=_MANUFACTURER,
             model_name=result.model_name[:64],
@@ -200,7 +280,6 @@ def _report(
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=[group],
     )
-    now = dt.datetime.now(dt.UTC)
     return hd.sr.ComprehensiveSR(
         evidence=evidence,
         content=content[0],
@@ -214,24 +293,31 @@ def _report(
         manufacturer=_MANUFACTURER,
         is_complete=True,
         is_final=False,  # a model's answer, not a verified report
-        contributing_equipment=[
-            hd.ContributingEquipment(
-                manufacturer=_MANUFACTURER,
-                purpose_of_reference=codes.DCM.ProcessingEquipment,
-                manufacturer_model_name=result.model_name[:64],
-                software_versions=f"{result.task_name} {result.task_version}",
-                device_serial_number=result.model_sha256[:16],
-                contribution_datetime=now,
-                contribution_description=f"Reviewed by a local model ({result.model_name})"[:64],
-            )
-        ],
+        contributing_equipment=[_equipment(result)],
+        coding_schemes=[_PRIVATE_SCHEME_ITEM],
     )
+
+
+def _equipment(result: Result) -> hd.ContributingEquipment:
+    """Contributing Equipment (IHE AI Results): the model, and the same Device UID as the observer."""
+    equipment = hd.ContributingEquipment(
+        manufacturer=_MANUFACTURER,
+        purpose_of_reference=codes.DCM.ProcessingEquipment,
+        manufacturer_model_name=result.model_name[:64],
+        software_versions=f"{result.task_name} {result.task_version}",
+        device_serial_number=result.model_sha256[:16],
+        contribution_datetime=dt.datetime.now(dt.UTC),
+        contribution_description=f"Reviewed by a local model ({result.model_name})"[:64],
+    )
+    # highdicom takes no Device UID here; the item is a Dataset, so it is set directly.
+    equipment.DeviceUID = device_uid(result.model_sha256)
+    return equipment
 
 
 def _coded_answers(output: dict[str, Any]) -> list[hd.sr.QualitativeEvaluation]:
     return [
         hd.sr.QualitativeEvaluation(
-            name=hd.sr.CodedConcept("C0034375", "UMLS", _field_meaning(key)),
+            name=field_concept(key),
             value=codes.SCT.Yes if value else codes.SCT.No,
         )
         for key, value in output.items()
@@ -250,15 +336,11 @@ def _add_free_text(
         text = value if isinstance(value, str) else _flattened(value)
         container.ContentSequence.append(
             hd.sr.TextContentItem(
-                name=hd.sr.CodedConcept("C0034375", "UMLS", _field_meaning(key)),
+                name=field_concept(key),
                 value=f"{key}: {text}"[:1024],
                 relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
             )
         )
-
-
-def _field_meaning(key: str) -> str:
-    return f"Qualitative Evaluations ({key})"[:64]
 
 
 def _flattened(value: Any) -> str:

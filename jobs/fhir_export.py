@@ -10,7 +10,9 @@ names the ``ImagingStudy`` it is derived from by Study Instance UID
 ``derivedFrom`` identifiers, and the ``Device`` (Sieve, identified by the
 model's device UID, as in the SR). The patient is referenced by the
 PatientID of the images: these go back into the hospital's own systems.
-Every resource is built and validated with ``fhir.resources``.
+That is a read of identifiers, recorded as the SR export records it (the
+studies and the field, never the value). Every resource is built and
+validated with ``fhir.resources``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from db import audit
 from db.models import DicomPatient, DicomStudy, Item, Result
-from jobs.dicom_sr import DICOM_ITEM_TYPES, uid_from
+from jobs.dicom_sr import DICOM_ITEM_TYPES, device_uid, identifiers_read
 from jobs.status import resolve_run
 from worker import errors
 from worker.imaging import units
@@ -58,33 +60,36 @@ def write_bundles(
     if not by_study:
         raise errors.UsageError(f"run {run.number} of job {job_id} has no DICOM result to report")
     out_dir.mkdir(parents=True, exist_ok=True)
+    patients = {study_uid: _patient_id(session, job_id, study_uid) for study_uid in by_study}
     written = []
     for study_uid, results in by_study.items():
-        bundle = Bundle.model_validate(_bundle(session, job_id, study_uid, results))
+        bundle = Bundle.model_validate(_bundle(study_uid, results, patients[study_uid]))
         target = out_dir / f"{units.uid_path_part(study_uid)}.json"
         target.write_text(bundle.model_dump_json(indent=2))
         written.append(target)
-    audit.append_event(
-        session,
+    events = [
         audit.EventDraft(
             "export.fhir",
             actor,
             job_id,
             run.id,
             details={"bundles": len(written), "studies": sorted(by_study), "out": str(out_dir)},
-        ),
-    )
+        )
+    ]
+    identified = [study_uid for study_uid, patient_id in patients.items() if patient_id]
+    if identified:
+        events.insert(0, identifiers_read(actor, job_id, run.id, "fhir", ["PatientID"], identified))
+    audit.append_events(session, events)
     session.commit()
     return written
 
 
 def _bundle(
-    session: Session, job_id: int, study_uid: str, results: list[tuple[Item, Result]]
+    study_uid: str, results: list[tuple[Item, Result]], patient_id: str | None
 ) -> dict[str, Any]:
-    patient_id = _patient_id(session, job_id, study_uid)
-    device_uid = uid_from(f"sieve-model:{results[0][1].model_sha256}")
+    device = device_uid(results[0][1].model_sha256)
     observations = [
-        _observation(study_uid, item, result, field, value, patient_id, device_uid)
+        _observation(study_uid, item, result, field, value, patient_id, device)
         for item, result in results
         for field, value in result.output.items()
         if value not in (None, "", [], {})
@@ -115,9 +120,7 @@ def _bundle(
         },
         "subject": {"identifier": {"value": patient_id}} if patient_id else None,
         "issued": dt.datetime.now(dt.UTC).isoformat(),
-        "performer": [
-            {"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{device_uid}"}}
-        ],
+        "performer": [{"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{device}"}}],
         "study": [{"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{study_uid}"}}],
         "result": [{"reference": f"urn:uuid:{o['id']}"} for o in observations],
         "conclusion": _conclusion(results),
@@ -138,7 +141,7 @@ def _observation(
     field: str,
     value: Any,
     patient_id: str | None,
-    device_uid: str,
+    device: str,
 ) -> dict[str, Any]:
     shown = (result.inputs or {}).get("dicom_images_shown") or []
     observation: dict[str, Any] = {
@@ -146,7 +149,7 @@ def _observation(
         "id": _id(f"observation:{result.id}:{field}"),
         "status": "preliminary",
         "code": {"text": f"{result.task_name}: {field}"},
-        "device": {"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{device_uid}"}},
+        "device": {"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{device}"}},
         "derivedFrom": [
             {"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{study_uid}"}},
             *(

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from db import audit
 from db.models import AuditEvent, Item, UserRole, WebSession
-from jobs import accounts
+from jobs import access_log, accounts
 from worker import errors
 
 SESSION_COOKIE = "sieve_session"
@@ -205,19 +205,18 @@ def _append_access(
 ) -> None:
     audit.append_event(
         session,
-        audit.EventDraft(
-            action="content.viewed",
-            actor=found.principal.name,
-            job_id=job_id,
-            item_id=item.id if item is not None else None,
-            item_sha256=item.sha256 if item is not None else None,
-            details={
-                "what": what,
+        access_log.content_viewed(
+            found.principal.name,
+            job_id,
+            what,
+            {
                 "role": found.principal.role.value,
                 "via": found.principal.via,
                 "address": found.address,
                 **(details or {}),
             },
+            item_id=item.id if item is not None else None,
+            item_sha256=item.sha256 if item is not None else None,
         ),
     )
     session.commit()

@@ -30,7 +30,7 @@ from db.models import (
     User,
     UserRole,
 )
-from jobs import accounts, item_filter, reruns, run_diff
+from jobs import access_log, accounts, item_filter, reruns, run_diff
 from jobs import status as status_module
 from worker import errors
 from worker.imaging.units import UNIT_MEDIA_TYPES
@@ -462,7 +462,7 @@ def audit_view(session: Session, job_id: int, limit: int = 500) -> dict[str, Any
     }
 
 
-ACCESS_ACTIONS = ("content.viewed", "export.downloaded", "review.decided")
+ACCESS_ACTIONS = (access_log.CONTENT_VIEWED, "export.downloaded", "review.decided")
 
 
 def access_events(session: Session, job_id: int, limit: int = 1000) -> list[dict[str, Any]]:
