@@ -163,6 +163,22 @@ def revoke_token(token_id: int) -> None:
     )
 
 
+def exposure_warning(host: str, tls: bool) -> str | None:
+    """What ``sieve serve`` warns of before serving on ``host`` (None: nothing).
+
+    Off loopback without TLS, passwords, session cookies and documents cross
+    the network in clear.
+    """
+    from jobs.web.app import is_loopback
+
+    if is_loopback(host) or tls:
+        return None
+    return (
+        "serving on a non-loopback address without TLS: passwords and documents cross the "
+        "network in clear (set SIEVE_WEB__TLS_CERTIFICATE and SIEVE_WEB__TLS_KEY)"
+    )
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -181,12 +197,9 @@ def serve(host: str, port: int, allow_remote: bool) -> None:
     if not is_loopback(host) and not allow_remote:
         raise click.UsageError(f"{host} is not a loopback address: add --allow-remote to bind it")
     tls = settings.web.tls_certificate is not None
-    if not is_loopback(host) and not tls:
-        console.print(
-            "[yellow]warning:[/] serving on a non-loopback address without TLS: passwords "
-            "and documents cross the network in clear (set SIEVE_WEB__TLS_CERTIFICATE and "
-            "SIEVE_WEB__TLS_KEY)"
-        )
+    warning = exposure_warning(host, tls)
+    if warning is not None:
+        console.print(f"[yellow]warning:[/] {warning}")
     app = create_app(settings)
     console.print(f"Sieve console on {'https' if tls else 'http'}://{host}:{port}/")
     uvicorn.run(

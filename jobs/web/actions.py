@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.models import ItemRun, ItemState, Run
 from jobs import commands, item_filter, reruns
 from jobs.settings import Settings
 from jobs.submit import RunOptions, Submission, ingest_stream, submit, submit_ingested
@@ -277,10 +279,33 @@ class Actions:
         return made
 
     def set_paused(self, job_id: int, paused: bool, actor: str) -> bool:
+        """Pause or unpause ``job_id``; on unpausing, the items the pause held back run again.
+
+        With workers they are re-published (as ``sieve unpause``); on the
+        embedded default they go back to this server's runner, since a paused
+        item it was handed went back to ``pending`` and nothing else would.
+        """
         changed = recovery.set_job_paused(self.session_factory, job_id, actor, paused)
-        if changed and not paused and not self.in_process:
+        if not changed or paused:
+            return changed
+        if self.in_process:
+            waiting = self._pending_item_runs(job_id)
+            if waiting:
+                self._hand_over(waiting, f"job {job_id}", job_id, actor)
+        else:
             recovery.resume(commands.dispatcher(self.settings), self.session_factory, actor, job_id)
         return changed
+
+    def _pending_item_runs(self, job_id: int) -> list[int]:
+        with self.session_factory() as session:
+            return list(
+                session.scalars(
+                    select(ItemRun.id)
+                    .join(Run, Run.id == ItemRun.run_id)
+                    .where(Run.job_id == job_id, ItemRun.state == ItemState.pending)
+                    .order_by(ItemRun.id)
+                )
+            )
 
     def cancel(self, job_id: int, actor: str) -> recovery.CancelReport:
         commands.require_job(self.session_factory, job_id)

@@ -128,7 +128,10 @@ def login(
     if wait > 0:
         access.record_sign_in(session, name, address, False, "rate limited")
         raise errors.RateLimitedError(
-            f"too many failed sign-ins for {name!r}; try again in {wait:.0f} s", wait
+            # The same words whichever limit held it (this name, this address, both):
+            # the refusal tells a guesser nothing more than to wait.
+            f"too many failed sign-ins; try again in {wait:.0f} s",
+            wait,
         )
     user = accounts.verify_password(session, name, password)
     if user is None:

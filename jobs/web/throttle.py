@@ -16,21 +16,37 @@ from collections.abc import Iterable
 # A name tried from many addresses (a spray, or addresses that lie) is held too,
 # at this many times the per-address allowance.
 ANY_ADDRESS_FACTOR = 4
-ANY_ADDRESS = "*"
+# So is one address trying many names (guessing accounts, or one password against
+# each): more, since many people may sign in from behind one address (a NAT, a proxy).
+ANY_USER_FACTOR = 10
 MAX_KEYS = 100_000
+
+# (user, address); None stands for any user or any address. Not a string such as
+# "*": a name typed into the form could then land in another bucket.
+Key = tuple[str | None, str | None]
 
 
 class LoginThrottle:
-    """At most ``attempts`` failures per (user, address), and ``ANY_ADDRESS_FACTOR`` times
-    that per user from all addresses together, in any ``window_s`` seconds."""
+    """At most ``attempts`` failures per (user, address), ``ANY_ADDRESS_FACTOR`` times that
+    per user from all addresses together, and ``ANY_USER_FACTOR`` times that per address for
+    all users together, in any ``window_s`` seconds."""
 
     def __init__(self, attempts: int, window_s: float) -> None:
         self.attempts = attempts
         self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._failures: dict[Key, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+    def _buckets(self, user: str, address: str) -> tuple[tuple[Key, int], ...]:
+        """The buckets a sign-in of ``user`` from ``address`` counts in, with their allowances."""
+        user = user[:64]
+        return (
+            ((user, address), self.attempts),
+            ((user, None), self.attempts * ANY_ADDRESS_FACTOR),
+            ((None, address), self.attempts * ANY_USER_FACTOR),
+        )
+
+    def _recent(self, key: Key, now: float) -> deque[float]:
         failures = self._failures.setdefault(key, deque())
         while failures and failures[0] <= now - self.window_s:
             failures.popleft()
@@ -39,13 +55,9 @@ class LoginThrottle:
     def retry_after(self, user: str, address: str) -> float:
         """Seconds until this user may try again from this address (0: now)."""
         now = time.monotonic()
-        user = user[:64]
         with self._lock:
             waits = [0.0]
-            for key, allowed in (
-                ((user, address), self.attempts),
-                ((user, ANY_ADDRESS), self.attempts * ANY_ADDRESS_FACTOR),
-            ):
+            for key, allowed in self._buckets(user, address):
                 failures = self._recent(key, now)
                 if len(failures) >= allowed:
                     waits.append(failures[-allowed] + self.window_s - now)
@@ -58,10 +70,12 @@ class LoginThrottle:
                 self._failures = {
                     k: v for k, v in self._failures.items() if v and v[-1] > now - self.window_s
                 }
-            for key in ((user[:64], address), (user[:64], ANY_ADDRESS)):
+            for key, _allowed in self._buckets(user, address):
                 self._recent(key, now).append(now)
 
     def succeeded(self, user: str, address: str) -> None:
+        """Forget this (user, address)'s failures. The per-user and per-address counts stay:
+        one account an attacker holds must not buy a fresh allowance for guessing others."""
         with self._lock:
             self._failures.pop((user[:64], address), None)
 
@@ -76,5 +90,5 @@ class LoginThrottle:
                 if succeeded:
                     self._failures.pop((user[:64], address), None)
                     continue
-                for key in ((user[:64], address), (user[:64], ANY_ADDRESS)):
+                for key, _allowed in self._buckets(user, address):
                     self._failures.setdefault(key, deque()).append(now - seconds_ago)

@@ -12,6 +12,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
-from db.models import AuditEvent, Item, StoredSegment
+from db.models import ApiToken, AuditEvent, Item, ItemRun, ItemSource, StoredSegment, User
 from jobs import accounts, embedded, submit
+from jobs.web import actions
 from jobs.web.app import create_app
 from jobs.web.exports import ExportRegistry
 from tests import dicomgen, pdfgen
@@ -111,6 +113,18 @@ def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', home.text)
     assert csrf is not None
     return csrf.group(1)
+
+
+def post_sign_in(client: TestClient, name: str, password: str) -> Any:
+    """One sign-in through the form, whatever its answer."""
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    return client.post(
+        "/login",
+        data={"name": name, "password": password, "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
 
 
 def events(env: Embedded, action: str) -> list[AuditEvent]:
@@ -366,6 +380,98 @@ def test_a_failed_item_is_rerun_from_the_api_and_the_runs_diff(
     assert nothing.status_code == 400 and nothing.json()["code"] == "usage"
 
 
+@dataclass(frozen=True)
+class WaitingJob:
+    """A job of three letters: the first done, the other two not yet started."""
+
+    job_id: int
+    done_item_id: int
+    waiting: list[int]  # the item runs not started
+
+
+@pytest.fixture
+def waiting_job(env: Embedded, tmp_path: Path) -> WaitingJob:
+    folder = tmp_path / "letters"
+    folder.mkdir()
+    for number in range(3):
+        (folder / f"letter{number}.txt").write_text(f"Letter {number}: the goods come Friday.\n")
+    made = submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[folder],
+        task=build_task("summarize", {}, env.settings.model.max_text_chars),
+        name="letters",
+        executor="in_process",
+    )
+    first, *waiting = made.item_run_ids
+    embedded.run_item_runs(env.context, [first])
+    with env.session_factory() as session:
+        done = session.get(ItemRun, first)
+        assert done is not None
+        return WaitingJob(made.job_id, done.item_id, waiting)
+
+
+def test_an_admin_pauses_a_job_from_the_api_and_unpausing_releases_its_items(
+    env: Embedded, client: TestClient, waiting_job: WaitingJob, users: dict[str, str]
+) -> None:
+    job_id, admin = waiting_job.job_id, bearer(users["ada"])
+    paused = client.post(f"/api/jobs/{job_id}/pause", headers=admin)
+    assert paused.status_code == 200
+    assert paused.json() == {"job_id": job_id, "paused": True, "changed": True}
+    assert client.post(f"/api/jobs/{job_id}/pause", headers=admin).json()["changed"] is False
+    # Their messages reaching a worker now start nothing: the items wait.
+    embedded.run_item_runs(env.context, waiting_job.waiting)
+    held = client.get(f"/api/jobs/{job_id}", headers=admin).json()
+    assert held["paused"] is True and held["run"]["counts"] == {"done": 1, "pending": 2}
+    assert [(e.actor, e.job_id) for e in events(env, "job.paused")] == [("ada", job_id)]
+
+    unpaused = client.post(f"/api/jobs/{job_id}/unpause", headers=admin)
+    assert unpaused.status_code == 200
+    assert unpaused.json() == {"job_id": job_id, "paused": False, "changed": True}
+    assert [(e.actor, e.job_id) for e in events(env, "job.unpaused")] == [("ada", job_id)]
+    # The unpause hands them on again (to the workers, or here to the server's runner).
+    released = client.get(f"/api/jobs/{job_id}", headers=admin).json()
+    assert released["paused"] is False and released["run"]["counts"] == {"done": 3}
+
+
+def test_an_admin_cancels_a_job_from_the_api_and_its_finished_results_are_kept(
+    env: Embedded, client: TestClient, waiting_job: WaitingJob, users: dict[str, str]
+) -> None:
+    job_id, admin = waiting_job.job_id, bearer(users["ada"])
+    cancelled = client.post(f"/api/jobs/{job_id}/cancel", headers=admin)
+    assert cancelled.status_code == 200
+    report = cancelled.json()
+    assert (report["items_cancelled"], report["items_running"]) == (2, 0)
+    assert len(report["runs_cancelled"]) == 1
+    embedded.run_item_runs(env.context, waiting_job.waiting)  # a late message starts nothing
+    detail = client.get(f"/api/jobs/{job_id}", headers=admin).json()
+    assert detail["run"]["state"] == "cancelled"
+    assert detail["run"]["counts"] == {"done": 1, "cancelled": 2}
+    kept = client.get(f"/api/items/{waiting_job.done_item_id}", headers=admin).json()
+    assert kept["runs"][0]["state"] == "done" and kept["runs"][0]["result"] is not None
+    (event,) = events(env, "run.cancelled")
+    assert (event.actor, event.job_id, event.details["items_cancelled"]) == ("ada", job_id, 2)
+    again = client.post(f"/api/jobs/{job_id}/cancel", headers=admin).json()
+    assert again["runs_cancelled"] == [] and again["items_cancelled"] == 0
+
+
+def test_a_reviewer_or_an_auditor_may_not_pause_unpause_or_cancel(
+    env: Embedded, client: TestClient, waiting_job: WaitingJob, users: dict[str, str]
+) -> None:
+    job_id = waiting_job.job_id
+    grant(env, "rita", job_id)  # a grant lets her read the job, not steer it
+    for name in ("rita", "aud"):
+        for action in ("pause", "unpause", "cancel"):
+            refused = client.post(f"/api/jobs/{job_id}/{action}", headers=bearer(users[name]))
+            assert refused.status_code == 403, (name, action)
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["code"] == "forbidden"
+    detail = client.get(f"/api/jobs/{job_id}", headers=bearer(users["ada"])).json()
+    assert detail["paused"] is False and detail["run"]["counts"] == {"done": 1, "pending": 2}
+    for action in ("job.paused", "job.unpaused", "run.cancelled"):
+        assert not events(env, action)
+
+
 def test_an_export_is_started_watched_and_downloaded(
     env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
 ) -> None:
@@ -405,7 +511,30 @@ def test_a_job_is_submitted_by_upload_and_runs(
     new_job = response.json()["job_id"]
     detail = client.get(f"/api/jobs/{new_job}", headers=bearer(users["ada"])).json()
     assert detail["submitted_by"] == "ada" and detail["run"]["counts"] == {"done": 1}
-    assert not any((env.settings.data_dir / "uploads").iterdir())  # the scratch copy is gone
+    with env.session_factory() as session:
+        source = session.scalars(select(ItemSource).where(ItemSource.job_id == new_job)).one()
+        recorded = (source.path, source.item.sha256)
+    # Streamed straight into the content store: hashed as it came, no scratch copy anywhere.
+    sent_sha256 = hashlib.sha256(b"The shipment left on Monday.\n").hexdigest()
+    assert recorded == ("upload/note.txt", sent_sha256)
+    assert not (env.settings.data_dir / "uploads").exists()
+    assert not list((env.settings.objects_dir / "tmp").glob("*"))
+
+
+def test_an_uploaded_name_is_reduced_to_a_safe_base_name() -> None:
+    taken: set[str] = set()
+    names = []
+    for sent in (
+        "..\\..\\boot.ini",
+        "../../etc/passwd",
+        "a/b/report.pdf",
+        "report.pdf",
+        "\x00\n",
+        "..",
+    ):
+        names.append(actions.upload_name(sent, taken))
+        taken.add(names[-1])
+    assert names == ["boot.ini", "passwd", "report.pdf", "1-report.pdf", "upload", "1-upload"]
 
 
 def test_a_missing_server_path_is_a_clear_400(client: TestClient, users: dict[str, str]) -> None:
@@ -445,6 +574,89 @@ def test_pages_render_for_each_role(
     assert client.get("/openapi.json").json()["paths"]["/api/jobs"]
 
 
+def test_an_admin_manages_accounts_from_the_users_page(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    csrf = sign_in(client, "ada")
+
+    def post(path: str, **fields: Any) -> None:
+        response = client.post(path, data={"csrf_token": csrf, **fields}, follow_redirects=False)
+        assert response.status_code == 303, response.text
+
+    post("/users/rita/grant", job_id=job_id)
+    assert 'action="/users/rita/revoke"' in client.get("/users").text
+    assert client.get(f"/api/jobs/{job_id}/items", headers=bearer(users["rita"])).status_code == 200
+    post("/users/rita/revoke", job_id=job_id)
+    assert client.get(f"/api/jobs/{job_id}/items", headers=bearer(users["rita"])).status_code == 403
+    post("/users/otto/disable")
+    assert 'aria-label="Enable otto"' in client.get("/users").text
+    post("/users/otto/enable")
+    assert 'aria-label="Disable otto"' in client.get("/users").text
+    post("/users/rita/password", password="a new long passphrase")
+    client.cookies.clear()
+    with pytest.raises(AssertionError):
+        sign_in(client, "rita")  # the old password no longer signs in
+    sign_in(client, "rita", "a new long passphrase")
+    recorded = [e.action for e in events(env, "grant.revoked")] + [
+        e.action for e in events(env, "user.password_reset")
+    ]
+    assert recorded == ["grant.revoked", "user.password_reset"]
+    assert [e.details["user"] for e in events(env, "user.enabled")] == ["otto"]
+
+
+def test_the_job_page_shows_the_reconciliation_report(
+    env: Embedded, client: TestClient, job_id: int, users: dict[str, str]
+) -> None:
+    corrupt = item_of(env, job_id, "corrupt.pdf")
+    sign_in(client, "aud")  # an auditor reads reports, not documents
+    page = client.get(f"/jobs/{job_id}").text
+    assert "check: 3 submitted paths = 1 processed + 0 duplicate + 1 failed + 1 unsupported" in page
+    assert "<tr><td>processed</td><td>1</td></tr>" in page
+    rows = re.findall(r'<table class="grid report-rows">.*?</table>', page, re.S)
+    assert len(rows) == 1 and corrupt.path in rows[0] and "<code>corrupt_file</code>" in rows[0]
+    assert "<code>model_capability</code>" in rows[0]  # the picture this model cannot see
+    assert "memo.pdf" not in rows[0]  # processed paths are counted, not listed
+    assert f'<a href="/items/{corrupt.id}">' not in rows[0]  # no link to content for an auditor
+    assert f'href="/api/jobs/{job_id}/report"' in page
+    full = client.get(f"/api/jobs/{job_id}/report").json()
+    assert {row["path"] for row in full["rows"]} >= {corrupt.path}
+
+
+@pytest.mark.tools
+def test_a_video_item_shows_its_frames_beside_a_player_that_seeks(
+    env: Embedded, client: TestClient, users: dict[str, str], tmp_path: Path
+) -> None:
+    from tests import mediagen
+
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    mediagen.make_video_with_cuts(folder / "depot.mp4")
+    made = submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[folder],
+        task=build_task("summarize", {}, env.settings.model.max_text_chars),
+        name="footage",
+        executor="in_process",
+    )
+    embedded.run_item_runs(env.context, made.item_run_ids)
+    video = item_of(env, made.job_id, "depot.mp4")
+    sign_in(client, "ada")
+    page = client.get(f"/items/{video.id}").text
+    assert (
+        f'<video id="player" class="player" controls preload="metadata" src="/api/items/{video.id}/original"'
+        in page
+    )
+    frames = re.findall(r'<img class="artifact" src="(/api/artifacts/\d+)" alt="([^"]+)"', page)
+    assert len(frames) >= 2, page  # one frame a scene, at least
+    assert len(re.findall(r'class="seek" data-seek="[0-9.]+"', page)) >= len(frames)
+    first_frame = client.get(frames[0][0])
+    assert first_frame.status_code == 200 and first_frame.headers["content-type"] == "image/png"
+    assert first_frame.content.startswith(b"\x89PNG")
+    original = client.get(f"/api/items/{video.id}/original", headers={"Range": "bytes=0-15"})
+    assert original.status_code == 206 and original.headers["content-type"] == "video/mp4"
+
+
 @pytest.mark.tools
 def test_an_audio_item_plays_from_its_original_and_its_timestamps_seek(
     env: Embedded, client: TestClient, users: dict[str, str], tmp_path: Path
@@ -477,8 +689,14 @@ def test_an_audio_item_plays_from_its_original_and_its_timestamps_seek(
     later = client.get(url, headers={"Range": "bytes=100-199"})
     assert first.status_code == later.status_code == 206
     assert first.headers["content-type"] == "audio/mpeg"
-    originals = [e for e in events(env, "content.viewed") if e.details["what"] == "original"]
-    assert len(originals) == 1  # the player's follow-up ranges are not logged again
+
+    def originals() -> int:
+        return sum(1 for e in events(env, "content.viewed") if e.details["what"] == "original")
+
+    assert originals() == 1  # the player's follow-up range continues the same read
+    assert client.get(url).status_code == 200  # a whole new read (a download) is logged
+    assert client.get(url, headers={"Range": "bytes=0-99"}).status_code == 206  # so is a restart
+    assert originals() == 3
 
 
 def test_serve_refuses_a_non_loopback_address_unless_told(tmp_path: Path) -> None:
@@ -566,6 +784,103 @@ def test_the_throttle_holds_a_name_sprayed_from_many_addresses() -> None:
     assert throttle.retry_after("bob", "10.0.0.1") == 0
 
 
+def test_the_throttle_holds_an_address_that_tries_many_names() -> None:
+    from jobs.web.throttle import ANY_USER_FACTOR, LoginThrottle
+
+    throttle = LoginThrottle(attempts=2, window_s=60)
+    allowance = 2 * ANY_USER_FACTOR
+    for number in range(allowance - 1):
+        throttle.failed(f"name{number}", "10.0.0.1")
+    throttle.succeeded("ada", "10.0.0.1")  # one account it holds buys no fresh allowance
+    assert throttle.retry_after("someone", "10.0.0.1") == 0
+    throttle.failed("one-more", "10.0.0.1")
+    assert 0 < throttle.retry_after("someone", "10.0.0.1") <= 60
+    assert throttle.retry_after("someone", "10.0.0.2") == 0
+    restarted = LoginThrottle(attempts=2, window_s=60)
+    restarted.replay([(1.0, f"name{number}", "10.0.0.1", False) for number in range(allowance)])
+    assert restarted.retry_after("someone", "10.0.0.1") > 0
+
+
+def test_one_address_trying_many_names_is_refused_and_another_address_is_not(
+    env: Embedded, users: dict[str, str]
+) -> None:
+    from jobs.web.throttle import ANY_USER_FACTOR
+
+    env.settings.web.login_attempts = 1  # an address may then fail ANY_USER_FACTOR times
+    app = create_app(env.settings, env.session_factory)
+    sprayer = ("203.0.113.7", 40000)
+    with TestClient(app, base_url="http://127.0.0.1", client=sprayer) as spraying:
+        for number in range(ANY_USER_FACTOR):
+            guessed = post_sign_in(spraying, f"guess{number}", "wrong" * 3)
+            assert guessed.status_code == 401, number
+        # A name not tried before, with its right password: the address waits.
+        held = post_sign_in(spraying, "ada", PASSWORD)
+    assert held.status_code == 429 and int(held.headers["retry-after"]) > 0
+    with TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.2", 40000)) as other:
+        assert post_sign_in(other, "ada", PASSWORD).status_code == 303
+    failed = events(env, "login.failed")
+    assert len(failed) == ANY_USER_FACTOR + 1
+    assert {event.details["address"] for event in failed} == {sprayer[0]}
+    assert (failed[-1].actor, failed[-1].details["reason"]) == ("ada", "rate limited")
+    # A restarted server replays the address's failures from the chain: still refused.
+    restarted = create_app(env.settings, env.session_factory)
+    with TestClient(restarted, base_url="http://127.0.0.1", client=sprayer) as again:
+        assert post_sign_in(again, "rita", PASSWORD).status_code == 429
+
+
+def test_serve_warns_when_it_would_send_passwords_in_clear() -> None:
+    from jobs.users_cli import exposure_warning
+
+    for host in ("0.0.0.0", "10.1.2.3", "::"):
+        warning = exposure_warning(host, tls=False)
+        assert warning is not None and "without TLS" in warning, host
+        assert "SIEVE_WEB__TLS_CERTIFICATE" in warning
+        assert exposure_warning(host, tls=True) is None
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert exposure_warning(host, tls=False) is None
+
+
+def test_passwords_and_tokens_are_stored_only_as_hashes(env: Embedded) -> None:
+    """After ``users add``, ``users reset-password`` and ``tokens create``, no column of the
+    accounts' tables (nor of the audit trail) holds a password or a token."""
+    from click.testing import CliRunner
+
+    from jobs import cli
+    from jobs.settings import reset_settings_cache
+
+    environment = {"SIEVE_DATA_DIR": str(env.settings.data_dir)}
+    if env.settings.database_url is not None:  # the same test on PostgreSQL
+        environment["SIEVE_DATABASE_URL"] = env.settings.database_url
+    new_password = "another long password"
+
+    def sieve(*args: str, stdin: str | None = None) -> str:
+        reset_settings_cache()
+        result = CliRunner().invoke(cli.cli, list(args), input=stdin, env=environment)
+        reset_settings_cache()
+        assert result.exit_code == 0, result.output
+        return str(result.output)
+
+    sieve("users", "add", "nora", "--role", "reviewer", stdin=PASSWORD + "\n")
+    sieve("users", "reset-password", "nora", stdin=new_password + "\n")
+    token = sieve("tokens", "create", "nora").strip().splitlines()[-1]
+    assert token.startswith("sieve_")
+    with env.session_factory() as session:
+        nora = accounts.find_user(session, "nora")
+        assert nora.password_hash.startswith("$argon2id$")
+        assert accounts.verify_password(session, "nora", new_password) is not None
+        stored = session.scalars(select(ApiToken.token_sha256).where(ApiToken.user_id == nora.id))
+        assert list(stored) == [hashlib.sha256(token.encode()).hexdigest()]
+        secrets = (PASSWORD, new_password, token.removeprefix("sieve_"))
+        scanned = 0
+        for table in (User.__table__, ApiToken.__table__, AuditEvent.__table__):
+            for row in session.execute(select(table)):
+                for column, value in row._mapping.items():
+                    scanned += 1
+                    for secret in secrets:
+                        assert secret not in str(value), f"{table.name}.{column}"
+    assert scanned > 20
+
+
 # --- hardening: bodies, errors, TLS, notices, notes, old exports -------------------------
 
 
@@ -599,7 +914,7 @@ def test_a_body_past_its_limit_is_refused_before_it_is_spooled(
         headers={**bearer(users["ada"]), "Content-Type": "application/json"},
     )
     assert json_body.status_code == 413
-    assert not list((env.settings.data_dir / "uploads").glob("*/*"))  # nothing stored
+    assert not list((env.settings.objects_dir / "tmp").glob("*"))  # nothing half-stored
 
 
 def test_an_unexpected_error_is_a_problem_with_the_security_headers(env: Embedded) -> None:
