@@ -176,3 +176,18 @@ def test_htj2k_lossless_gives_back_the_exact_pixels(
     extraction = DicomExtractor().extract(path, tmp_path / "artifacts", LimitSettings())
     assert extraction.metadata["frames_rendered"] == 1
     assert "pixels_unreadable" not in extraction.metadata
+
+
+@pytest.mark.parametrize("name", [compressed for compressed, _twin in LOSSLESS_TWINS] + DECODE_ONLY)
+def test_reading_every_frame_in_one_pass_gives_each_frame_as_decoded_alone(name: str) -> None:
+    """``frames`` (``iter_pixels``: the file read once) against ``frame`` (one index at a time)."""
+    path = FILES / name
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    count = int(header.get("NumberOfFrames", 1) or 1)
+    with warnings.catch_warnings(), decoding.FrameDecoder(MediaSettings()) as decoder:
+        warnings.simplefilter("ignore")
+        every = list(decoder.frames(path, header))
+        alone = [decoder.frame(path, header, index) for index in range(count)]
+    assert len(every) == count
+    for together, single in zip(every, alone, strict=True):
+        assert together.shape == single.shape and np.array_equal(together, single)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -81,6 +82,32 @@ class FrameDecoder:
             copy = self._uncompressed_copy(path, dataset, exc)
             return pydicom.pixels.pixel_array(copy, index=index)
 
+    def frames(self, path: Path, dataset: pydicom.Dataset) -> Iterator[np.ndarray]:
+        """Every frame of the file at ``path``, in order, for a pass that reads them all.
+
+        ``pydicom.pixels.iter_pixels`` reads the file once and decodes one
+        frame at a time (a 1,000-frame cine never sits in memory whole), where
+        :meth:`frame` per index would parse the file again for each. Raises
+        as :meth:`frame` does, from the ``next()`` that meets the problem.
+        """
+        if dataset.file_meta.get("TransferSyntaxUID") == uid.DeflatedExplicitVRLittleEndian:
+            yield from _deflated_frames(path)
+            return
+        source = self._copies.get(path, path)
+        decoded = pydicom.pixels.iter_pixels(source)
+        try:
+            first = next(decoded)
+        except _NO_DECODER as exc:
+            if source is not path:
+                raise
+            decoded = pydicom.pixels.iter_pixels(self._uncompressed_copy(path, dataset, exc))
+            first = next(decoded)
+        try:
+            yield first
+            yield from decoded
+        finally:
+            decoded.close()  # the file it holds open
+
     def _uncompressed_copy(
         self, path: Path, dataset: pydicom.Dataset, refused: BaseException
     ) -> Path:
@@ -116,7 +143,13 @@ class FrameDecoder:
 
 def _deflated_frame(path: Path, index: int) -> np.ndarray:
     """A frame of a deflated file: the whole dataset is compressed, so it is read whole."""
+    return list(_deflated_frames(path))[index]
+
+
+def _deflated_frames(path: Path) -> Iterator[np.ndarray]:
     dataset = pydicom.dcmread(path)
     pixels = dataset.pixel_array
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
-    return pixels[index] if frames > 1 else pixels
+    if int(dataset.get("NumberOfFrames", 1) or 1) > 1:
+        yield from pixels
+    else:
+        yield pixels

@@ -397,6 +397,7 @@ def cleaned_frames(
     read_by_digest: dict[str, _FoundText] = {}
     frames = []
     with decoding.FrameDecoder(media) as decoder:
+        decoded = decoder.frames(path, header)
         for index in range(frame_count):
             with errors_mapped_to(
                 errors.CorruptFileError,
@@ -404,7 +405,12 @@ def cleaned_frames(
                 "the DICOM pixel data cannot be decoded (damaged or truncated)",
                 source=path,
             ):
-                pixels = np.array(decoder.frame(path, header, index))
+                frame = next(decoded, None)
+            if frame is None:
+                raise errors.CorruptFileError(
+                    f"the pixel data holds {index} frame(s); the header says {frame_count}"
+                )
+            pixels = np.array(frame)
             _blank_known_regions(pixels, index, header, rules, cleaning)
             digest = hashlib.sha256(pixels.tobytes()).hexdigest()
             if digest not in read_by_digest:
