@@ -41,6 +41,21 @@ def env(tmp_path: Path) -> Iterator[Embedded]:
     yield from make_embedded(tmp_path, FakeModel())
 
 
+def submit_folder(env: Embedded, folder: Path, name: str, *, run: bool = True) -> submit.Submission:
+    """Submit ``folder`` to summarize on the embedded default; run its items unless told not to."""
+    made = submit.submit(
+        env.session_factory,
+        env.settings,
+        paths=[folder],
+        task=build_task("summarize", {}, env.settings.model.max_text_chars),
+        name=name,
+        executor="in_process",
+    )
+    if run:
+        embedded.run_item_runs(env.context, made.item_run_ids)
+    return made
+
+
 @pytest.fixture
 def job_id(env: Embedded, tmp_path: Path) -> int:
     folder = tmp_path / "matter"
@@ -50,15 +65,7 @@ def job_id(env: Embedded, tmp_path: Path) -> int:
     ImageDraw.Draw(picture).text((10, 30), "INVOICE 42", fill="black")
     picture.save(folder / "scan.png")
     pdfgen.make_corrupt_pdf(folder / "corrupt.pdf")
-    made = submit.submit(
-        env.session_factory,
-        env.settings,
-        paths=[folder],
-        task=build_task("summarize", {}, env.settings.model.max_text_chars),
-        name="matter",
-        executor="in_process",
-    )
-    embedded.run_item_runs(env.context, made.item_run_ids)
+    made = submit_folder(env, folder, "matter")
     return made.job_id
 
 
@@ -395,14 +402,7 @@ def waiting_job(env: Embedded, tmp_path: Path) -> WaitingJob:
     folder.mkdir()
     for number in range(3):
         (folder / f"letter{number}.txt").write_text(f"Letter {number}: the goods come Friday.\n")
-    made = submit.submit(
-        env.session_factory,
-        env.settings,
-        paths=[folder],
-        task=build_task("summarize", {}, env.settings.model.max_text_chars),
-        name="letters",
-        executor="in_process",
-    )
+    made = submit_folder(env, folder, "letters", run=False)
     first, *waiting = made.item_run_ids
     embedded.run_item_runs(env.context, [first])
     with env.session_factory() as session:
@@ -631,15 +631,7 @@ def test_a_video_item_shows_its_frames_beside_a_player_that_seeks(
     folder = tmp_path / "footage"
     folder.mkdir()
     mediagen.make_video_with_cuts(folder / "depot.mp4")
-    made = submit.submit(
-        env.session_factory,
-        env.settings,
-        paths=[folder],
-        task=build_task("summarize", {}, env.settings.model.max_text_chars),
-        name="footage",
-        executor="in_process",
-    )
-    embedded.run_item_runs(env.context, made.item_run_ids)
+    made = submit_folder(env, folder, "footage")
     video = item_of(env, made.job_id, "depot.mp4")
     sign_in(client, "ada")
     page = client.get(f"/items/{video.id}").text
@@ -666,15 +658,7 @@ def test_an_audio_item_plays_from_its_original_and_its_timestamps_seek(
     folder = tmp_path / "recordings"
     folder.mkdir()
     mediagen.make_speech_audio(folder / "call.mp3", ["The shipment left on Monday morning."])
-    made = submit.submit(
-        env.session_factory,
-        env.settings,
-        paths=[folder],
-        task=build_task("summarize", {}, env.settings.model.max_text_chars),
-        name="calls",
-        executor="in_process",
-    )
-    embedded.run_item_runs(env.context, made.item_run_ids)
+    made = submit_folder(env, folder, "calls")
     call = item_of(env, made.job_id, "call.mp3")
     sign_in(client, "ada")
     page = client.get(f"/items/{call.id}").text
@@ -1091,19 +1075,24 @@ def test_on_a_terminal_the_password_is_asked_twice_and_must_match(
         env={**os.environ, "SIEVE_DATA_DIR": str(env.settings.data_dir)},
     )
     os.close(child_side)
-    seen = b""
+    seen = b""  # everything the terminal showed
+    unread = b""  # what follows the last marker found (the next prompt may already be here)
 
     def read_until(marker: bytes, timeout_s: float = 120) -> None:
-        nonlocal seen
+        nonlocal seen, unread
         deadline = time.monotonic() + timeout_s
-        while marker not in seen.lower():
-            assert time.monotonic() < deadline, f"no {marker!r} in {seen!r}"
+        while marker not in unread.lower():
+            assert time.monotonic() < deadline, f"no {marker!r} in {unread!r}"
             ready, _, _ = select_module.select([terminal], [], [], 1)
             if ready:
                 try:
-                    seen += os.read(terminal, 4096)
+                    chunk = os.read(terminal, 4096)
                 except OSError:  # the child closed the terminal
                     break
+                seen += chunk
+                unread += chunk
+        found = unread.lower().find(marker)
+        unread = unread[found + len(marker) :] if found >= 0 else b""
 
     try:
         read_until(b"password")
@@ -1111,7 +1100,6 @@ def test_on_a_terminal_the_password_is_asked_twice_and_must_match(
         read_until(b"repeat")
         os.write(terminal, b"not the same password\r")
         read_until(b"do not match")
-        seen = b""
         read_until(b"password")
         os.write(terminal, PASSWORD.encode() + b"\r")
         read_until(b"repeat")
