@@ -314,3 +314,23 @@ def test_the_index_keeps_each_instance_s_acquisition_and_content_dates(
         series = session.scalars(select(DicomSeries)).one()
     dates = (study.study_date, series.series_date, instance.acquisition_date, instance.content_date)
     assert dates == ("20040119", "19970430", "19970430", "19970430")
+
+
+def test_each_modality_can_have_its_own_number_of_samples(env: Embedded, tmp_path: Path) -> None:
+    study = dicomgen.new_study()
+    ct = dicomgen.write_ct_series(tmp_path / "archive" / "ct", study, localizer=False)
+    mr = dicomgen.write_mr_series(tmp_path / "archive" / "mr", study, slices=6)
+    env.settings.media = env.settings.media.model_copy(
+        update={"dicom_series_samples": 5, "dicom_samples_by_modality": {"MR": 2}}
+    )
+    submit_archive(env, tmp_path / "archive", "series")
+    with env.session_factory() as session:
+        shown = {
+            series.series_instance_uid: len(
+                session.scalars(
+                    select(Result.inputs).where(Result.item_id == series.item_id)
+                ).one()["dicom_images_shown"]
+            )
+            for series in session.scalars(select(DicomSeries))
+        }
+    assert shown == {ct.series_instance_uid: 5, mr.series_instance_uid: 2}
