@@ -277,6 +277,8 @@ def _print_dicom_index(submission: Submission) -> None:
         )
     for fileset in submission.filesets:
         missing = f", {len(fileset.missing)} not submitted" if fileset.missing else ""
+        if fileset.invalid:
+            missing += f", {fileset.invalid} invalid file IDs (not followed)"
         problem = f" (unreadable: {fileset.problem})" if fileset.problem else ""
         console.print(
             f"DICOMDIR {fileset.path}: read as an index, {fileset.referenced} instances"

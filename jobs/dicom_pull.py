@@ -10,7 +10,8 @@ is an audit event naming the PACS and the study UIDs, never the patient.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from db import audit
 from jobs import dicom_send
 from jobs.settings import Settings
 from worker import errors
+from worker.extractors.base import errors_mapped_to
 from worker.imaging import units
 
 _STUDY = "0020000D"
@@ -41,6 +43,27 @@ SEARCH_KEYS = {
     "accession": "AccessionNumber",
     "study_uid": "StudyInstanceUID",
 }
+
+
+@contextlib.contextmanager
+def _pacs_answers(source: str) -> Iterator[None]:
+    """Map what the HTTP client raises to Sieve's errors: no answer is transient, a refusal not.
+
+    ``retrying.RetryError`` is the DICOMweb client's own retries (on 429 and
+    5xx answers) giving up: busy, so transient too.
+    """
+    import requests
+    import retrying
+
+    with (
+        errors_mapped_to(
+            errors.PacsUnavailableError,
+            (requests.exceptions.ConnectionError, requests.exceptions.Timeout, retrying.RetryError),
+            f"{source} did not answer",
+        ),
+        errors_mapped_to(errors.ToolError, (requests.exceptions.HTTPError,), f"{source} refused"),
+    ):
+        yield
 
 
 def _uid(entry: dict[str, Any], tag: str, source: str) -> str:
@@ -82,24 +105,28 @@ def find_studies(
         raise errors.UsageError(f"unknown search keys: {', '.join(unknown)}")
     target = dicom_send.destination(settings, source)
     client, http = dicom_send.dicomweb_client(target)
+    client.set_http_retry_params(retry=False)  # one question, one answer (or a clear error)
+    studies: list[StudyFound] = []
     try:
-        answer = client.search_for_studies(
-            search_filters={SEARCH_KEYS[key]: value for key, value in filters.items()},
-            fields=list(_STUDY_FIELDS),
-            limit=limit,
-        )
+        with _pacs_answers(source):
+            answer = client.search_for_studies(
+                search_filters={SEARCH_KEYS[key]: value for key, value in filters.items()},
+                fields=list(_STUDY_FIELDS),
+                limit=limit,
+            )
+        studies = [_study_found(entry, source) for entry in answer]
     finally:
         http.close()
-    studies = [_study_found(entry, source) for entry in answer]
-    audit.append_event(
-        session,
-        audit.EventDraft(
-            "pacs.searched",
-            actor,
-            details={"source": source, "keys": sorted(filters), "studies": len(studies)},
-        ),
-    )
-    session.commit()
+        # Recorded whether or not the PACS answered: the question was asked of it.
+        audit.append_event(
+            session,
+            audit.EventDraft(
+                "pacs.searched",
+                actor,
+                details={"source": source, "keys": sorted(filters), "studies": len(studies)},
+            ),
+        )
+        session.commit()
     return studies
 
 
@@ -144,14 +171,18 @@ def pull_studies(
     pulled: list[Pulled] = []
     try:
         for study_uid in study_uids:
-            found = client.search_for_instances(study_instance_uid=study_uid, get_remaining=True)
+            with _pacs_answers(source):
+                found = client.search_for_instances(
+                    study_instance_uid=study_uid, get_remaining=True
+                )
             if not found:
                 raise errors.NotFoundError(f"{source} holds no study {study_uid}")
             files: list[Path] = []
             pulled.append(Pulled(study_uid, files))
             for entry in found:
                 series_uid, sop_uid = _uid(entry, _SERIES, source), _uid(entry, _INSTANCE, source)
-                dataset = client.retrieve_instance(study_uid, series_uid, sop_uid)
+                with _pacs_answers(source):
+                    dataset = client.retrieve_instance(study_uid, series_uid, sop_uid)
                 if str(dataset.get("SOPInstanceUID", "")) != sop_uid:
                     raise errors.CorruptFileError(
                         f"{source} answered instance {sop_uid} with "

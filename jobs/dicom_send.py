@@ -200,7 +200,10 @@ def _failure_reason(response: Any) -> str:
 
 def _reason_text(failed: pydicom.Dataset) -> str:
     reason = failed.get("FailureReason")
-    return "?" if reason is None else f"0x{int(reason):04X}"
+    try:
+        return "?" if reason is None else f"0x{int(reason):04X}"
+    except (TypeError, ValueError):  # a PACS that puts text where a code belongs
+        return repr(str(reason))[:80]
 
 
 def _c_store(target: DestinationSettings, dataset: pydicom.Dataset) -> tuple[bool, str]:

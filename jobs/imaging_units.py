@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     from jobs.submit import IngestedFile
 
 UNITS = ("series", "study", "instance")
+# A DICOMDIR's file IDs (PS3.10 8.2): up to eight components of A-Z, 0-9 and "_".
+_FILE_ID_PART = re.compile(r"[A-Z0-9_]{1,8}")
+_MAX_FILE_ID_PARTS = 8
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,8 @@ class FileSetRead:
     sha256: str
     referenced: int
     missing: tuple[str, ...] = ()
-    problem: str | None = None  # why it could not be read as a file-set
+    problem: str | None = None  # why it could not be read as a file-set, or checked
+    invalid: int = 0  # records whose file ID is not a PS3.10 one (never followed)
 
 
 @dataclass
@@ -87,7 +92,7 @@ def plan_units(files: Sequence[IngestedFile], objects_dir: Path, unit: str) -> I
             plan.files.append(ingested)  # it fails as an item, with its reason
             continue
         if read.header.is_dicomdir:
-            plan.filesets.append(_read_fileset(ingested, submitted))
+            plan.filesets.append(_read_fileset(ingested, objects_dir, submitted))
             continue
         plan.headers[ingested.path] = read
         header = read.header
@@ -136,37 +141,64 @@ def _unit_file(
     return IngestedFile(folder / f"› {described}", stored, manifest.media_type, tuple(members))
 
 
-def _read_fileset(ingested: IngestedFile, submitted: set[Path]) -> FileSetRead:
+def _read_fileset(ingested: IngestedFile, objects_dir: Path, submitted: set[Path]) -> FileSetRead:
     """The DICOMDIR's references, checked against what was submitted beside it.
 
-    pydicom's ``FileSet`` reads and checks the index; the references are taken
-    from its directory records, since a ``FileSet`` leaves out a record whose
-    file is gone, and a file lost from the media is just what must be named.
+    pydicom's ``FileSet`` reads and checks the index (from the stored copy);
+    the references are taken from its directory records, since a ``FileSet``
+    leaves out a record whose file is gone, and a file lost from the media is
+    just what must be named. An uploaded DICOMDIR came without its folders,
+    so its references are counted but cannot be checked.
     """
+    stored = objects_dir / ingested.stored.relative_path
+    fileset = pydicom.fileset.FileSet()
     try:
-        dicomdir = pydicom.dcmread(ingested.path)
+        dicomdir = pydicom.dcmread(stored)
         with warnings.catch_warnings():
             # A listed file that is not there is reported below, as "not submitted".
             warnings.filterwarnings("ignore", "The referenced SOP Instance", UserWarning)
-            fileset = pydicom.fileset.FileSet(dicomdir)
+            fileset.load(dicomdir)
     except (*HEADER_ERRORS, AttributeError) as exc:
-        return FileSetRead(ingested.path, ingested.stored.sha256, 0, problem=str(exc))
-    _discard_staging(fileset)
-    referenced = _referenced_files(dicomdir, ingested.path.parent)
+        reason = str(exc).replace(str(stored), "the file")
+        return FileSetRead(ingested.path, ingested.stored.sha256, 0, problem=reason)
+    finally:
+        _discard_staging(fileset)
+    file_ids, invalid = _referenced_file_ids(dicomdir)
+    if not ingested.path.is_absolute():
+        return FileSetRead(
+            ingested.path,
+            ingested.stored.sha256,
+            len(file_ids),
+            problem="uploaded without its folders: its references cannot be checked",
+            invalid=invalid,
+        )
+    root = ingested.path.parent
+    referenced = [root.joinpath(*parts).resolve() for parts in file_ids]
     missing = tuple(str(path) for path in referenced if path not in submitted)
-    return FileSetRead(ingested.path, ingested.stored.sha256, len(referenced), missing)
+    return FileSetRead(
+        ingested.path, ingested.stored.sha256, len(referenced), missing, invalid=invalid
+    )
 
 
-def _referenced_files(dicomdir: pydicom.Dataset, root: Path) -> list[Path]:
-    """Every file a DICOMDIR's records name, resolved under the folder it sits in."""
-    referenced = []
+def _referenced_file_ids(dicomdir: pydicom.Dataset) -> tuple[list[tuple[str, ...]], int]:
+    """The file IDs a DICOMDIR's records name, and how many records named an invalid one.
+
+    A file ID is at most eight components of one to eight characters from
+    A-Z, 0-9 and underscore (PS3.10 8.2, 8.5): nothing else is followed, so a
+    hostile index cannot point outside its folder ("..", an absolute path).
+    """
+    file_ids: list[tuple[str, ...]] = []
+    invalid = 0
     for record in dicomdir.get("DirectoryRecordSequence", []):
         components = record.get("ReferencedFileID")
         if not components:
             continue
-        parts = [components] if isinstance(components, str) else list(components)
-        referenced.append(root.joinpath(*parts).resolve())
-    return referenced
+        parts = (components,) if isinstance(components, str) else tuple(components)
+        if 0 < len(parts) <= _MAX_FILE_ID_PARTS and all(map(_FILE_ID_PART.fullmatch, parts)):
+            file_ids.append(parts)
+        else:
+            invalid += 1
+    return file_ids, invalid
 
 
 def _discard_staging(fileset: pydicom.fileset.FileSet) -> None:

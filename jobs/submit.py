@@ -400,7 +400,10 @@ def _submission_events(
                 "path": recorded_path(fileset.path),
                 "sha256": fileset.sha256,
                 "referenced": fileset.referenced,
-                "missing": list(fileset.missing),
+                # The first hundred named; a damaged index may list thousands.
+                "missing": list(fileset.missing[:100]),
+                "missing_count": len(fileset.missing),
+                "invalid_file_ids": fileset.invalid,
                 "problem": fileset.problem,
             },
         )

@@ -174,6 +174,12 @@ class BrokerUnavailableError(TransientError):
     code = "broker_unavailable"
 
 
+class PacsUnavailableError(TransientError):
+    """A PACS did not answer (refused, unreachable, timed out, or busy); ask again later."""
+
+    code = "pacs_unavailable"
+
+
 class TimeLimitError(TransientError):
     """The item ran past its time limit (the worker's soft time limit)."""
 

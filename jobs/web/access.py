@@ -138,22 +138,26 @@ def require_job_view(session: Session, found: Caller, job_id: int) -> None:
 
 
 class RepeatFilter:
-    """Remembers recent reads, so a range that continues one within ``window_s`` is known."""
+    """The reads logged recently, so a range that continues one within ``window_s`` is known."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-        self._seen: dict[tuple[Any, ...], float] = {}
+        self._logged: dict[tuple[Any, ...], float] = {}
         self._lock = threading.Lock()
 
-    def first(self, key: tuple[Any, ...]) -> bool:
-        """True when ``key`` was not seen within the window (and remember it now)."""
+    def opened_recently(self, key: tuple[Any, ...]) -> bool:
+        """True when a read of ``key`` was logged within the window (nothing is changed)."""
+        with self._lock:
+            logged = self._logged.get(key)
+            return logged is not None and time.monotonic() - logged < self.window_s
+
+    def remember(self, key: tuple[Any, ...]) -> None:
+        """Note that a read of ``key`` was just logged (call it once its event is committed)."""
         now = time.monotonic()
         with self._lock:
-            if len(self._seen) > 10_000:  # forget what is past the window
-                self._seen = {k: t for k, t in self._seen.items() if now - t < self.window_s}
-            last = self._seen.get(key)
-            self._seen[key] = now
-            return last is None or now - last >= self.window_s
+            if len(self._logged) > 10_000:  # forget what is past the window
+                self._logged = {k: t for k, t in self._logged.items() if now - t < self.window_s}
+            self._logged[key] = now
 
 
 def record_access(
@@ -170,12 +174,16 @@ def record_access(
     opened within the repeat window continues that read and is not written
     twice; every other request is.
     """
-    if what in ("artifact", "original"):
-        key = (found.principal.name, found.principal.via, item.id, what, str(details or ""))
-        opened_recently = not request.app.state.repeats.first(key)
-        if opened_recently and _continues_a_read(request):
-            return
+    if what not in ("artifact", "original"):
+        _append_access(session, found, item.job_id, item, what, details)
+        return
+    repeats: RepeatFilter = request.app.state.repeats
+    key = (found.principal.name, found.principal.via, item.id, what, str(details or ""))
+    if _continues_a_read(request) and repeats.opened_recently(key):
+        return
     _append_access(session, found, item.job_id, item, what, details)
+    # Only a read whose event is committed opens a window: continuations never extend it.
+    repeats.remember(key)
 
 
 def _continues_a_read(request: Request) -> bool:

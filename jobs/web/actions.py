@@ -189,11 +189,16 @@ class Actions:
         options: RunOptions,
         actor: str,
     ) -> Submission:
-        """Stream uploaded files into the content store, hashing as they come, and submit them.
+        """Copy uploaded files into the content store, hashing as they come, and submit them.
 
-        Nothing is written outside the store: no scratch folder to leak or
-        clean up. Each file is recorded as ``upload/NAME`` (the client's name
-        reduced to a safe base name, numbered when two collide).
+        ``uploads`` are the request's parts as the multipart parser spooled
+        them (Starlette: memory up to 1 MiB, then a temporary file it removes);
+        from there each is copied once, into the store, with no scratch folder
+        of Sieve's to leak. Each is recorded as ``upload/NAME`` (the client's
+        name reduced to a safe base name, numbered when two collide). When a
+        later file is refused, the ones already stored stay in the store with
+        no item pointing at them: the store never deletes, since another job
+        may have ingested the same bytes meanwhile.
         """
         if not uploads:
             raise errors.UsageError("no files were uploaded")

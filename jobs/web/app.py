@@ -29,7 +29,7 @@ from jobs.web import access, api, pages
 from jobs.web.actions import Actions
 from jobs.web.body_limit import BodyLimit
 from jobs.web.exports import ExportRegistry
-from jobs.web.throttle import LoginThrottle
+from jobs.web.throttle import KNOWN_FOR_S, LoginThrottle
 from worker import errors
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,9 @@ def create_app(
     )
     app.state.throttle = LoginThrottle(settings.web.login_attempts, settings.web.login_window_s)
     with session_factory() as session:
-        app.state.throttle.replay(access.recent_sign_ins(session, settings.web.login_window_s))
+        app.state.throttle.replay(
+            access.recent_sign_ins(session, max(settings.web.login_window_s, KNOWN_FOR_S))
+        )
     app.state.repeats = access.RepeatFilter(settings.web.access_repeat_s)
     app.state.templates = pages.make_templates(PACKAGE / "templates")
     app.include_router(api.router)

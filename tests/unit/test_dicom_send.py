@@ -31,13 +31,16 @@ from click.testing import CliRunner
 from pynetdicom import AE, StoragePresentationContexts, evt
 from sqlalchemy import select
 
+from db import migrate
 from db.models import AuditEvent
+from db.session import make_engine, make_session_factory
 from jobs import cli, commands, dicom_send, dicom_sr
 from jobs.settings import Settings
 from tests import dicomgen
 from tests.fake_model import FakeModel
 from tests.unit.test_dicom_units import submit_archive
 from tests.unit.test_embedded_pipeline import Embedded, make_embedded
+from worker import errors
 
 SEND_ACTIONS = ("dicom.sent", "dicom.send_failed")
 # PS3.18 Failure Reasons, as a STOW-RS answer carries them.
@@ -351,3 +354,26 @@ def test_the_cli_reports_not_sent_and_exits_with_failure(
     assert result.exit_code == commands.EXIT_ITEMS_FAILED, result.output
     line = f"dimse-cli\t{report.sop_instance_uid}\tNOT SENT\trefused (C-STORE status 0xA700)"
     assert line in result.output.splitlines()
+
+
+def test_a_pacs_that_does_not_answer_a_study_search_is_a_clear_transient_error(
+    tmp_path: Path,
+) -> None:
+    from jobs import dicom_pull
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        pacs={"destinations": {"down": {"protocol": "stow-rs", "url": "http://127.0.0.1:9/dw"}}},
+    )
+    migrate.upgrade(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            with pytest.raises(errors.PacsUnavailableError, match="down did not answer"):
+                dicom_pull.find_studies(session, settings, "down", {"modality": "CT"}, "ada")
+            (searched,) = session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "pacs.searched")
+            ).all()
+    finally:
+        engine.dispose()
+    assert searched.details == {"source": "down", "keys": ["modality"], "studies": 0}

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import pydicom
 import pytest
 from PIL import Image
 from sqlalchemy import select
@@ -34,6 +36,7 @@ from db.models import (
     StoredSegment,
 )
 from jobs import embedded, reconciliation, submit
+from jobs.imaging_units import FileSetRead
 from tests import dicomgen
 from tests.fake_model import FakeModel
 from tests.unit.test_embedded_pipeline import Embedded, make_embedded
@@ -334,3 +337,36 @@ def test_each_modality_can_have_its_own_number_of_samples(env: Embedded, tmp_pat
             for series in session.scalars(select(DicomSeries))
         }
     assert shown == {ct.series_instance_uid: 5, mr.series_instance_uid: 2}
+
+
+def test_a_dicomdir_record_pointing_outside_its_folder_is_never_followed(
+    env: Embedded, tmp_path: Path
+) -> None:
+    def submit_with_first_file_id(folder: Path, file_id: list[str]) -> FileSetRead:
+        study = dicomgen.new_study()
+        source = dicomgen.write_mr_series(folder / "source", study, slices=2)
+        dicomdir = dicomgen.write_dicomdir(folder / "media", source.paths)
+        index = pydicom.dcmread(dicomdir)
+        images = [r for r in index.DirectoryRecordSequence if "ReferencedFileID" in r]
+        # As long as the real file ID, so the records' offsets still hold.
+        assert len("\\".join(file_id)) == len("\\".join(images[0].ReferencedFileID))
+        with warnings.catch_warnings():  # pydicom warns of an invalid CS value: the point
+            warnings.simplefilter("ignore")
+            images[0].ReferencedFileID = file_id
+            index.save_as(dicomdir)
+        (fileset,) = submit_archive(env, folder / "media", run=False).filesets
+        return fileset
+
+    # Out of its folder: pydicom's FileSet refuses the whole index, and nothing is followed.
+    escaping = submit_with_first_file_id(tmp_path / "a", ["..", "..", "ETC", "P" * 25])
+    assert escaping.referenced == 0 and "inside the DICOMDIR root" in (escaping.problem or "")
+    # Inside it but not a PS3.10 file ID (lower case): counted as invalid, not followed.
+    lower = submit_with_first_file_id(
+        tmp_path / "b", ["PT000000", "ST000000", "SE000000", "im000000"]
+    )
+    assert (lower.referenced, lower.invalid, lower.missing, lower.problem) == (1, 1, (), None)
+    with env.session_factory() as session:
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "dicom.fileset_read")
+        ).all()
+    assert [event.details["invalid_file_ids"] for event in events] == [0, 1]

@@ -521,6 +521,27 @@ def test_a_job_is_submitted_by_upload_and_runs(
     assert not list((env.settings.objects_dir / "tmp").glob("*"))
 
 
+def test_an_uploaded_dicomdir_is_read_from_the_store_and_not_checked_against_folders(
+    env: Embedded, client: TestClient, users: dict[str, str], tmp_path: Path
+) -> None:
+    study = dicomgen.new_study()
+    source = dicomgen.write_mr_series(tmp_path / "source", study, slices=2)
+    dicomdir = dicomgen.write_dicomdir(tmp_path / "media", source.paths)
+    sent = [dicomdir, *sorted(p for p in dicomdir.parent.rglob("IM*") if p.is_file())]
+    response = client.post(
+        "/api/jobs/upload",
+        files=[("files", (path.name, path.read_bytes(), "application/dicom")) for path in sent],
+        data={"task": "summarize"},
+        headers=bearer(users["ada"]),
+    )
+    assert response.status_code == 201, response.text
+    (read,) = events(env, "dicom.fileset_read")
+    assert read.details["referenced"] == 2 and read.details["missing"] == []
+    assert "uploaded without its folders" in read.details["problem"]
+    detail = client.get(f"/api/jobs/{response.json()['job_id']}", headers=bearer(users["ada"]))
+    assert detail.json()["file_count"] == 2  # the instances; the DICOMDIR is never an item
+
+
 def test_an_uploaded_name_is_reduced_to_a_safe_base_name() -> None:
     taken: set[str] = set()
     names = []
@@ -794,11 +815,16 @@ def test_one_address_trying_many_names_is_refused_and_another_address_is_not(
     app = create_app(env.settings, env.session_factory)
     sprayer = ("203.0.113.7", 40000)
     with TestClient(app, base_url="http://127.0.0.1", client=sprayer) as spraying:
+        # Otto works behind the same address (an office's NAT) and signed in from it before.
+        assert post_sign_in(spraying, "otto", PASSWORD).status_code == 303
+        spraying.cookies.clear()
         for number in range(ANY_USER_FACTOR):
             guessed = post_sign_in(spraying, f"guess{number}", "wrong" * 3)
             assert guessed.status_code == 401, number
         # A name not tried before, with its right password: the address waits.
         held = post_sign_in(spraying, "ada", PASSWORD)
+        # A name known at the address is not locked out by a guesser beside it.
+        assert post_sign_in(spraying, "otto", PASSWORD).status_code == 303
     assert held.status_code == 429 and int(held.headers["retry-after"]) > 0
     with TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.2", 40000)) as other:
         assert post_sign_in(other, "ada", PASSWORD).status_code == 303
@@ -810,6 +836,7 @@ def test_one_address_trying_many_names_is_refused_and_another_address_is_not(
     restarted = create_app(env.settings, env.session_factory)
     with TestClient(restarted, base_url="http://127.0.0.1", client=sprayer) as again:
         assert post_sign_in(again, "rita", PASSWORD).status_code == 429
+        assert post_sign_in(again, "otto", PASSWORD).status_code == 303  # still known there
 
 
 def test_serve_warns_when_it_would_send_passwords_in_clear() -> None:

@@ -86,9 +86,10 @@ class FrameDecoder:
         """Every frame of the file at ``path``, in order, for a pass that reads them all.
 
         ``pydicom.pixels.iter_pixels`` reads the file once and decodes one
-        frame at a time (a 1,000-frame cine never sits in memory whole), where
-        :meth:`frame` per index would parse the file again for each. Raises
-        as :meth:`frame` does, from the ``next()`` that meets the problem.
+        frame at a time, where :meth:`frame` per index would parse the file
+        again for each. Raises as :meth:`frame` does, from the ``next()`` that
+        meets the problem; close the iterator (``contextlib.closing``) when
+        stopping early, so the file it holds is let go.
         """
         if dataset.file_meta.get("TransferSyntaxUID") == uid.DeflatedExplicitVRLittleEndian:
             yield from _deflated_frames(path)

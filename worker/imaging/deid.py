@@ -25,6 +25,7 @@ hold is written uncompressed instead, and the reason recorded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -396,8 +397,10 @@ def cleaned_frames(
     cleaning.rules_applied = [rule.name for rule in rules]
     read_by_digest: dict[str, _FoundText] = {}
     frames = []
-    with decoding.FrameDecoder(media) as decoder:
-        decoded = decoder.frames(path, header)
+    with (
+        decoding.FrameDecoder(media) as decoder,
+        contextlib.closing(decoder.frames(path, header)) as decoded,
+    ):
         for index in range(frame_count):
             with errors_mapped_to(
                 errors.CorruptFileError,
